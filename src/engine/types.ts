@@ -1,0 +1,156 @@
+// Types shared by the front-ends (capture, proxy), the engine and the protocol analyzers.
+// Analyzers depend on this file only, never on where their bytes come from.
+
+/** Which end of a TCP connection sent a chunk: 0 the initiator (client), 1 the responder (server). */
+export type Side = 0 | 1;
+
+export const INITIATOR: Side = 0;
+export const RESPONDER: Side = 1;
+
+/** Time in milliseconds since the Unix epoch, with a fractional part for microseconds. */
+export type Millis = number;
+
+export interface Endpoint {
+  readonly ip: string;
+  readonly port: number;
+}
+
+export type ProtocolName = 'dicom' | 'http' | 'tls' | 'smb' | 'unknown';
+
+/** What an analyzer may read about the flow it is attached to. */
+export interface FlowView {
+  readonly id: string;
+  readonly initiator: Endpoint;
+  readonly responder: Endpoint;
+  /** The side inside a protected network, or null for flows the engine does not meter. */
+  readonly insideSide: Side | null;
+}
+
+/**
+ * The leading attributes of one DICOM dataset, read before Pixel Data.
+ * Patient identifiers are in clear here; the event layer pseudonymizes them.
+ */
+export interface DicomInstanceAttributes {
+  sopClassUid?: string;
+  sopInstanceUid?: string;
+  studyInstanceUid?: string;
+  seriesInstanceUid?: string;
+  patientId?: string;
+  patientName?: string;
+  modality?: string;
+  accessionNumber?: string;
+}
+
+export type DimseCommandName =
+  | 'C-STORE-RQ'
+  | 'C-STORE-RSP'
+  | 'C-GET-RQ'
+  | 'C-GET-RSP'
+  | 'C-MOVE-RQ'
+  | 'C-MOVE-RSP'
+  | 'C-FIND-RQ'
+  | 'C-FIND-RSP'
+  | 'C-ECHO-RQ'
+  | 'C-ECHO-RSP'
+  | 'C-CANCEL-RQ'
+  | 'OTHER';
+
+/** A summary of one DICOM association, emitted when it ends (release, abort, reject or flow end). */
+export interface DicomAssociationSummary {
+  callingAeTitle: string;
+  calledAeTitle: string;
+  /** Which side sent the A-ASSOCIATE-RQ. */
+  requestorSide: Side;
+  maxPduLength: { requestor: number; acceptor: number };
+  presentationContexts: Array<{
+    id: number;
+    abstractSyntax: string;
+    transferSyntaxes: string[];
+    accepted: boolean;
+    acceptedTransferSyntax?: string;
+  }>;
+  /** 'released', 'aborted', 'rejected' or 'incomplete' (the flow ended first). */
+  outcome: 'released' | 'aborted' | 'rejected' | 'incomplete';
+  rejectReason?: { result: number; source: number; reason: number };
+  abortReason?: { source: number; reason: number };
+  /** Count of DIMSE commands by name, both directions. */
+  commands: Partial<Record<DimseCommandName, number>>;
+  /** Non-success statuses seen in responses, by status code in hex (for example 'a700'). */
+  failureStatuses: Record<string, number>;
+  /** Move Destination AE titles of C-MOVE requests. */
+  moveDestinations: string[];
+  /** Side that sent C-STORE datasets, or null when none were sent. */
+  dataSenderSide: Side | null;
+  instances: number;
+  datasetBytes: number;
+  studies: string[];
+  patients: string[];
+}
+
+/** Typed observations that analyzers report to the engine. */
+export type Observation =
+  | { kind: 'remote-name'; name: string; source: 'sni' | 'http-host' | 'connect' | 'socks' | 'dns' }
+  | {
+      kind: 'dicom-association-request';
+      callingAeTitle: string;
+      calledAeTitle: string;
+      requestorSide: Side;
+    }
+  | {
+      kind: 'dicom-instance';
+      /** Side that sent the dataset. */
+      senderSide: Side;
+      command: 'C-STORE-RQ';
+      callingAeTitle: string;
+      calledAeTitle: string;
+      attributes: DicomInstanceAttributes;
+      /** Dataset bytes seen so far for this instance (counted as they arrive). */
+      datasetBytes: number;
+    }
+  | {
+      kind: 'dicom-move-request';
+      callingAeTitle: string;
+      calledAeTitle: string;
+      moveDestination: string;
+      studyInstanceUid?: string;
+      patientId?: string;
+    }
+  | { kind: 'dicom-association'; summary: DicomAssociationSummary }
+  | {
+      kind: 'http-request';
+      method: string;
+      host?: string;
+      target: string;
+      userAgent?: string;
+      contentType?: string;
+      contentLength?: number;
+      chunked: boolean;
+      requestBodyBytes: number;
+      responseStatus?: number;
+      responseBodyBytes: number;
+      /** True when the exchange ended before a response arrived. */
+      incomplete: boolean;
+    }
+  | { kind: 'tls-client-hello'; serverName?: string; alpn: string[]; version: number };
+
+/** Receives what an analyzer finds. Implemented by the engine for each flow. */
+export interface AnalyzerSink {
+  observe(observation: Observation, ts: Millis): void;
+  /** A parse anomaly: a stable name SIEM rules can key on, and bounded numeric details. */
+  anomaly(name: string, ts: Millis, details?: Record<string, string | number>): void;
+}
+
+/**
+ * An incremental protocol state machine for one TCP flow.
+ * `data` chunks are views that may be reused after the call returns: copy what must be kept.
+ * Analyzers never throw on malformed input; they report an anomaly and stop parsing.
+ */
+export interface Analyzer {
+  readonly protocol: ProtocolName;
+  data(side: Side, chunk: Buffer, ts: Millis): void;
+  /** `length` bytes from `side` were never seen (capture loss or mid-stream start). */
+  gap(side: Side, length: number, ts: Millis): void;
+  end(ts: Millis): void;
+}
+
+export type AnalyzerFactory = (flow: FlowView, sink: AnalyzerSink) => Analyzer;
