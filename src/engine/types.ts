@@ -131,7 +131,81 @@ export type Observation =
       /** True when the exchange ended before a response arrived. */
       incomplete: boolean;
     }
-  | { kind: 'tls-client-hello'; serverName?: string; alpn: string[]; version: number };
+  | { kind: 'tls-client-hello'; serverName?: string; alpn: string[]; version: number }
+  | { kind: 'smb-user'; sessionId: string; user: string; domain: string; workstation: string }
+  | { kind: 'smb-session'; summary: SmbSessionSummary }
+  | { kind: 'smb-file-access'; access: SmbFileAccess }
+  | {
+      kind: 'smb-file-data';
+      /** Side that sent the file data: the responder for READ, the initiator for WRITE. */
+      senderSide: Side;
+      operation: 'read' | 'write';
+      /** Data bytes of one READ response or WRITE request that passed in this chunk. */
+      bytes: number;
+      sessionId: string;
+      share: string;
+      path: string;
+      user: string;
+    };
+
+export type SmbAuth = 'ntlm' | 'kerberos' | 'anonymous' | 'unknown';
+
+/** One SMB session (SessionId) on a flow, emitted at LOGOFF or when the flow ends. */
+export interface SmbSessionSummary {
+  /** SessionId in hex, as tshark prints it; '0' gathers messages sent before any session. */
+  sessionId: string;
+  user: string;
+  domain: string;
+  workstation: string;
+  auth: SmbAuth;
+  /** Dialect chosen in the NEGOTIATE response, for example '3.1.1', or '' when not seen. */
+  dialect: string;
+  /** True once a transform header (0xFD 'SMB') or the ENCRYPT_DATA session flag was seen. */
+  encrypted: boolean;
+  /** True once a message of this session carried SMB2_FLAGS_SIGNED. */
+  signed: boolean;
+  /** True when the flow carried SMB1 (0xFF 'SMB') messages. */
+  legacySmb1: boolean;
+  /** Share paths from TREE_CONNECT requests, for example \\server\scans. */
+  shares: string[];
+  filesOpened: number;
+  filesReadFully: number;
+  bytesRead: number;
+  bytesWritten: number;
+  /** Successful QUERY_DIRECTORY responses. */
+  directoryListings: number;
+  /** Directory entries counted in those responses (including '.' and '..'). */
+  directoryEntries: number;
+  /** NetBIOS message bytes of this session sent by each side, indexed by Side. */
+  bytesBySide: [number, number];
+  outcome: 'logoff' | 'flow-end';
+}
+
+/** One opened file or directory, emitted at CLOSE or when its session or flow ends. */
+export interface SmbFileAccess {
+  sessionId: string;
+  share: string;
+  /** Path relative to the share, as sent in the CREATE request. */
+  path: string;
+  user: string;
+  directory: boolean;
+  bytesRead: number;
+  bytesWritten: number;
+  /** End-of-file size from the CREATE response. */
+  endOfFile: number;
+  /** True when the ranges read cover the file from 0 to its end-of-file size. */
+  readFully: boolean;
+  /** True for .dcm or DICOMDIR names, or 'DICM' at offset 128 of data read or written at offset 0. */
+  looksLikeDicom: boolean;
+  firstTs: Millis;
+  lastTs: Millis;
+  disposition: 'supersede' | 'open' | 'create' | 'open-if' | 'overwrite' | 'overwrite-if' | 'unknown';
+  /** DesiredAccess mask of the CREATE request. */
+  desiredAccess: number;
+  renamedTo?: string;
+  deleted?: boolean;
+  outcome: 'close' | 'logoff' | 'flow-end';
+}
 
 /** Receives what an analyzer finds. Implemented by the engine for each flow. */
 export interface AnalyzerSink {
