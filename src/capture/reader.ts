@@ -87,6 +87,13 @@ class ChunkDriver {
       const consumed = this.parser.step(this.carry, this.carryStart, this.carryEnd);
       if (consumed > 0) {
         this.carryStart += consumed;
+        // The carry ends with chunk[0, pos). When what is left of it all came from this chunk,
+        // parse on from the chunk itself instead of copying it byte by byte.
+        const left = this.carryEnd - this.carryStart;
+        if (left <= pos) {
+          pos -= left;
+          this.carryStart = this.carryEnd;
+        }
         continue;
       }
       const have = this.carryEnd - this.carryStart;
