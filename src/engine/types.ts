@@ -85,6 +85,17 @@ export interface DicomAssociationSummary {
   datasetBytes: number;
   studies: string[];
   patients: string[];
+  /** Application context name from the A-ASSOCIATE-RQ (normally 1.2.840.10008.3.1.1.1). */
+  applicationContextName?: string;
+  /** Implementation Class UID and Version Name each side sent in its user information item. */
+  implementation?: {
+    requestorClassUid?: string;
+    requestorVersionName?: string;
+    acceptorClassUid?: string;
+    acceptorVersionName?: string;
+  };
+  /** True when the analyzer never saw the association negotiation (capture started mid-stream). */
+  midStream?: boolean;
 }
 
 /** Typed observations that analyzers report to the engine. */
@@ -106,6 +117,14 @@ export type Observation =
       attributes: DicomInstanceAttributes;
       /** Dataset bytes seen so far for this instance (counted as they arrive). */
       datasetBytes: number;
+      /**
+       * How far `attributes` can be trusted: 'complete' when the dataset head was read up to
+       * Series Instance UID, 'incomplete' when it ended or broke first, 'not-parsed' for deflated
+       * datasets. SOP Class and Instance UID fall back to the C-STORE command's values.
+       */
+      attributesStatus?: 'complete' | 'incomplete' | 'not-parsed';
+      /** Transfer syntax of the presentation context, absent when the association was not seen. */
+      transferSyntaxUid?: string;
     }
   | {
       kind: 'dicom-move-request';
