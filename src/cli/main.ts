@@ -1,2 +1,60 @@
 #!/usr/bin/env node
-console.log('tollgate');
+// The tollgate command line.
+
+import { Command } from 'commander';
+import { runPolicyCheck } from './policy-check.js';
+import { EXIT_FAILED, runSniff, type SniffOptions } from './sniff.js';
+import { VERSION } from './version.js';
+
+const program = new Command();
+program
+  .name('tollgate')
+  .description('Egress gateway and data-loss monitor for hospital PACS and file-server networks')
+  .version(VERSION);
+
+program
+  .command('sniff')
+  .description(
+    'Watch a span port or read a capture: meter egress per remote, apply the policy, write events.\n' +
+      'With no FILE and no --interface, reads the bundled sample capture.',
+  )
+  .argument('[FILE]', "pcap or pcapng capture file, '-' for standard input")
+  .option('-i, --interface <IFACE>', 'capture live from this interface (runs tcpdump)')
+  .option('--bpf <FILTER>', 'BPF capture filter for --interface')
+  .option('-p, --policy <FILE>', 'policy YAML file (default: the embedded default policy)')
+  .option('--protected <CIDRS>', 'protected networks, comma-separated CIDRs (overrides the policy)')
+  .option(
+    '-e, --events <FILE>',
+    "write events as JSON lines to FILE ('-' or unset: standard output)",
+  )
+  .option('--include-phi', 'write patient identifiers in clear instead of keyed hashes')
+  .option('--no-summary', 'do not print the summary on standard error')
+  .option(
+    '--max-flows <N>',
+    'TCP connections tracked at once before the least recently used is evicted',
+  )
+  .option('--idle-timeout <SECONDS>', 'end a connection after this many seconds without packets')
+  .addHelpText(
+    'after',
+    '\nExit status: 0 done; 1 the input could not be read; 2 invalid option or policy;\n' +
+      '3 done, but the capture was damaged (truncated or corrupt records were skipped).',
+  )
+  .action(async (file: string | undefined, options: SniffOptions) => {
+    const sniffOptions: SniffOptions = { ...options };
+    if (file !== undefined) sniffOptions.input = file;
+    process.exitCode = await runSniff(sniffOptions, process.stdout, process.stderr);
+  });
+
+const policy = program.command('policy').description('Work with policy files');
+policy
+  .command('check')
+  .description('Validate a policy file and the lists it names; exit 1 when it is invalid')
+  .argument('<FILE>', 'policy YAML file')
+  .action((file: string) => {
+    process.exitCode = runPolicyCheck(file, process.stdout, process.stderr);
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`tollgate: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = EXIT_FAILED;
+});

@@ -218,7 +218,14 @@ export interface SmbFileAccess {
   looksLikeDicom: boolean;
   firstTs: Millis;
   lastTs: Millis;
-  disposition: 'supersede' | 'open' | 'create' | 'open-if' | 'overwrite' | 'overwrite-if' | 'unknown';
+  disposition:
+    | 'supersede'
+    | 'open'
+    | 'create'
+    | 'open-if'
+    | 'overwrite'
+    | 'overwrite-if'
+    | 'unknown';
   /** DesiredAccess mask of the CREATE request. */
   desiredAccess: number;
   renamedTo?: string;

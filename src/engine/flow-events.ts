@@ -1,0 +1,128 @@
+// Builds the ECS events the engine emits about flows. Field meanings are documented in
+// docs/events.md; source.* is the initiator and destination.* the responder, as ECS defines
+// them, and tollgate.remote.* is always the endpoint outside the protected networks.
+
+import { randomUUID } from 'node:crypto';
+import type { EngineFlow } from './flow.js';
+import type { Millis } from './types.js';
+
+export type EcsEvent = Record<string, unknown> & { '@timestamp': string };
+
+export interface ObserverInfo {
+  hostname: string;
+  version: string;
+  type: 'ids' | 'proxy';
+}
+
+export interface EventHeader {
+  kind: 'event' | 'alert';
+  category: string[];
+  type: string[];
+  action: string;
+  dataset: string;
+  severity?: number;
+}
+
+export function isoTime(ts: Millis): string {
+  return new Date(Math.floor(ts)).toISOString();
+}
+
+/** The fields every event has: time, id, classification and the observer. */
+export function baseEvent(ts: Millis, header: EventHeader, observer: ObserverInfo): EcsEvent {
+  const event: Record<string, unknown> = {
+    id: randomUUID(),
+    kind: header.kind,
+    category: header.category,
+    type: header.type,
+    action: header.action,
+    dataset: header.dataset,
+    module: 'tollgate',
+  };
+  if (header.severity !== undefined) event.severity = header.severity;
+  return {
+    '@timestamp': isoTime(ts),
+    event,
+    observer: {
+      vendor: 'tollgate',
+      product: 'tollgate',
+      type: observer.type,
+      version: observer.version,
+      hostname: observer.hostname,
+    },
+  };
+}
+
+/** ECS network.direction from the protected networks' point of view. */
+export function networkDirection(flow: EngineFlow): string {
+  if (flow.category === 'internal') return 'internal';
+  if (flow.category === 'unrelated') return 'external';
+  return flow.insideSide === 0 ? 'outbound' : 'inbound';
+}
+
+/** The endpoint and flow fields of every flow-related event. */
+export function flowFields(
+  flow: EngineFlow,
+  communityId: string | undefined,
+): Record<string, unknown> {
+  const destination: Record<string, unknown> = {
+    ip: flow.responder.ip,
+    port: flow.responder.port,
+  };
+  if (flow.insideSide === 0 && flow.remoteName !== undefined) destination.domain = flow.remoteName;
+
+  const remote: Record<string, unknown> = { ip: flow.remote.ip, port: flow.remote.port };
+  if (flow.remoteName !== undefined) remote.domain = flow.remoteName;
+
+  const fields: Record<string, unknown> = {
+    source: { ip: flow.initiator.ip, port: flow.initiator.port },
+    destination,
+    network: {
+      transport: 'tcp',
+      protocol: flow.protocol ?? 'unknown',
+      direction: networkDirection(flow),
+      community_id: communityId,
+    },
+    tollgate: {
+      flow: { id: flow.id },
+      remote,
+      egress: {
+        bytes: flow.egressBytes,
+        estimated_missing_bytes: flow.egressMissingBytes,
+      },
+    },
+  };
+
+  const user = flow.meterUser;
+  if (user !== undefined) fields.user = { name: user };
+  return fields;
+}
+
+/** Merges `extra` into `event`, one level deep for the top-level objects both define. */
+export function mergeFields(event: EcsEvent, extra: Record<string, unknown>): EcsEvent {
+  for (const [key, value] of Object.entries(extra)) {
+    const existing = event[key];
+    if (isPlainObject(existing) && isPlainObject(value)) {
+      event[key] = deepMerge(existing, value);
+    } else {
+      event[key] = value;
+    }
+  }
+  return event;
+}
+
+function deepMerge(
+  target: Record<string, unknown>,
+  source: Record<string, unknown>,
+): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...target };
+  for (const [key, value] of Object.entries(source)) {
+    const existing = merged[key];
+    merged[key] =
+      isPlainObject(existing) && isPlainObject(value) ? deepMerge(existing, value) : value;
+  }
+  return merged;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,151 @@
+// Turns analyzer observations into event fields. Patient identifiers go through the
+// pseudonymizer; anything else that could identify a patient (names in paths) is left to the
+// protocol's own event and documented in docs/events.md.
+
+import type { EngineFlow } from './flow.js';
+import type { EventHeader } from './flow-events.js';
+import type { DicomAssociationSummary, Observation, Side } from './types.js';
+
+/** Distinct study or patient values listed in one event; the counts stay exact. */
+const MAX_LISTED_VALUES = 100;
+
+export interface ObservationContext {
+  flow: EngineFlow;
+  pseudonymizer: { value(kind: 'patient-id' | 'patient-name', clear: string): string };
+  moveRequester:
+    | { requesterIp: string; requesterPort: number; callingAeTitle: string; flowId: string }
+    | undefined;
+}
+
+export function observationEvent(
+  observation: Observation,
+  context: ObservationContext,
+): { header: EventHeader; fields: Record<string, unknown> } | null {
+  switch (observation.kind) {
+    case 'dicom-association':
+      return dicomAssociationEvent(observation.summary, context);
+    case 'http-request':
+      return httpRequestEvent(observation);
+    case 'tls-client-hello':
+      return {
+        header: header(['network'], ['protocol'], 'tls-client-hello', 'tollgate.tls'),
+        fields: {
+          tls: {
+            client: { server_name: observation.serverName, supported_alpn: observation.alpn },
+            version: tlsVersionText(observation.version),
+            version_protocol: 'tls',
+          },
+        },
+      };
+    case 'smb-session':
+      return {
+        header: header(['network', 'session'], ['info'], 'smb-session', 'tollgate.smb'),
+        fields: { tollgate: { smb: { session: observation.summary } } },
+      };
+    case 'smb-file-access':
+      return {
+        header: header(['file', 'network'], ['access'], 'smb-file-access', 'tollgate.smb'),
+        fields: {
+          file: { path: observation.access.path, size: observation.access.endOfFile },
+          tollgate: { smb: { file: observation.access } },
+        },
+      };
+    default:
+      return null;
+  }
+}
+
+function header(category: string[], type: string[], action: string, dataset: string): EventHeader {
+  return { kind: 'event', category, type, action, dataset };
+}
+
+function sideName(flow: EngineFlow, side: Side | null): string | undefined {
+  if (side === null) return undefined;
+  if (flow.insideSide === null) return side === 0 ? 'initiator' : 'responder';
+  return side === flow.insideSide ? 'inside' : 'remote';
+}
+
+function dicomAssociationEvent(
+  summary: DicomAssociationSummary,
+  context: ObservationContext,
+): { header: EventHeader; fields: Record<string, unknown> } {
+  const { flow, pseudonymizer } = context;
+  const patients = summary.patients.map((id) => pseudonymizer.value('patient-id', id));
+  const dicom: Record<string, unknown> = {
+    calling_ae_title: summary.callingAeTitle,
+    called_ae_title: summary.calledAeTitle,
+    requestor: sideName(flow, summary.requestorSide),
+    outcome: summary.outcome,
+    commands: summary.commands,
+    failure_statuses: summary.failureStatuses,
+    move_destinations: summary.moveDestinations,
+    data_sender: sideName(flow, summary.dataSenderSide),
+    instances: summary.instances,
+    dataset_bytes: summary.datasetBytes,
+    studies: { count: summary.studies.length, uids: summary.studies.slice(0, MAX_LISTED_VALUES) },
+    patients: { count: patients.length, ids: patients.slice(0, MAX_LISTED_VALUES) },
+    presentation_contexts: summary.presentationContexts.map((context) => ({
+      id: context.id,
+      abstract_syntax: context.abstractSyntax,
+      accepted: context.accepted,
+      transfer_syntax: context.acceptedTransferSyntax,
+    })),
+    max_pdu_length: summary.maxPduLength,
+  };
+  if (summary.rejectReason !== undefined) dicom.reject = summary.rejectReason;
+  if (summary.abortReason !== undefined) dicom.abort = summary.abortReason;
+  if (context.moveRequester !== undefined) {
+    dicom.move_requested_by = {
+      ip: context.moveRequester.requesterIp,
+      port: context.moveRequester.requesterPort,
+      ae_title: context.moveRequester.callingAeTitle,
+      flow_id: context.moveRequester.flowId,
+    };
+  }
+
+  const egress = summary.dataSenderSide !== null && summary.dataSenderSide === flow.insideSide;
+  return {
+    header: header(
+      ['network'],
+      egress ? ['connection', 'info'] : ['connection'],
+      'dicom-association',
+      'tollgate.dicom',
+    ),
+    fields: { tollgate: { dicom } },
+  };
+}
+
+function httpRequestEvent(observation: Extract<Observation, { kind: 'http-request' }>): {
+  header: EventHeader;
+  fields: Record<string, unknown>;
+} {
+  const request: Record<string, unknown> = {
+    method: observation.method,
+    body: { bytes: observation.requestBodyBytes },
+  };
+  if (observation.contentType !== undefined) request.mime_type = observation.contentType;
+  const response: Record<string, unknown> = { body: { bytes: observation.responseBodyBytes } };
+  if (observation.responseStatus !== undefined) response.status_code = observation.responseStatus;
+
+  const url: Record<string, unknown> = { original: observation.target };
+  const path = observation.target.startsWith('/') ? observation.target.split('?')[0] : undefined;
+  if (path !== undefined) url.path = path;
+  if (observation.host !== undefined) url.domain = observation.host;
+
+  const fields: Record<string, unknown> = {
+    http: { version: '1.1', request, response },
+    url,
+    tollgate: { http: { chunked: observation.chunked, incomplete: observation.incomplete } },
+  };
+  if (observation.userAgent !== undefined) fields.user_agent = { original: observation.userAgent };
+  return {
+    header: header(['network', 'web'], ['access'], 'http-request', 'tollgate.http'),
+    fields,
+  };
+}
+
+function tlsVersionText(version: number): string {
+  const minor = version & 0xff;
+  if (version >> 8 !== 3) return 'unknown';
+  return minor === 0 ? '3.0' : `1.${minor - 1}`;
+}
