@@ -93,10 +93,11 @@ class SourceFile {
   ) {
     this.doc = parseDocument(text, { lineCounter: this.lineCounter, prettyErrors: false });
     for (const error of this.doc.errors) {
+      const position = this.lineCounter.linePos(error.pos[0]);
       this.errors.push({
         file: name,
-        line: error.linePos?.[0].line ?? 1,
-        column: error.linePos?.[0].col ?? 1,
+        line: position.line,
+        column: position.col,
         path: '',
         message: `invalid YAML: ${error.message.split('\n')[0]}`,
       });
@@ -177,8 +178,8 @@ function rangeStart(node: unknown): number | undefined {
 }
 
 function issueMessage(issue: z.core.$ZodIssue): string {
+  if ('input' in issue && issue.input === undefined) return 'missing required key';
   if (issue.code === 'invalid_type') {
-    if (issue.input === undefined) return 'missing required key';
     return `expected ${issue.expected}, got ${quote(issue.input)}`;
   }
   if (issue.code === 'invalid_value') {
