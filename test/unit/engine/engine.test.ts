@@ -1,0 +1,226 @@
+import { describe, expect, it } from 'vitest';
+import { Engine, type EngineOptions } from '../../../src/engine/engine.js';
+import type { FlowHandle, Verdict } from '../../../src/engine/front-end.js';
+import { Pseudonymizer } from '../../../src/events/pseudonymize.js';
+import { MemorySink } from '../../../src/events/sink.js';
+import { CidrSet } from '../../../src/policy/cidr.js';
+import { loadPolicyText } from '../../../src/policy/load.js';
+import { PROTOCOLS } from '../../../src/protocols/registry.js';
+
+const MB = 1_000_000;
+const T0 = Date.UTC(2026, 10, 3, 10, 0, 0);
+const MINUTE = 60_000;
+
+type Event = Record<string, any>;
+
+function policy(rules: string): ReturnType<typeof loadPolicyText> {
+  const text = `version: 1\nname: test\nlists:\n  archives: { cidrs: [192.0.2.0/24] }\n  clouds: { hosts: [amazonaws.com] }\nrules:\n${rules}`;
+  return loadPolicyText(text, 'test.yaml', '/tmp');
+}
+
+function engineWith(rules: string, mode: EngineOptions['mode'] = 'span') {
+  const sink = new MemorySink();
+  const engine = new Engine({
+    policy: policy(rules),
+    protectedNetworks: CidrSet.parse(['10.0.0.0/8']),
+    sink,
+    pseudonymizer: new Pseudonymizer(Buffer.alloc(32, 7), false),
+    mode,
+    protocols: PROTOCOLS,
+    observer: { hostname: 'test', version: '0' },
+  });
+  const events = () => sink.events as Event[];
+  return { engine, events };
+}
+
+function open(engine: Engine, remoteIp: string, ts: number, port = 443): FlowHandle {
+  return engine.openFlow({
+    initiator: { ip: '10.1.1.1', port: 40000 + (ts % 1000) },
+    responder: { ip: remoteIp, port },
+    ts,
+  });
+}
+
+/** Sends `total` bytes from the inside initiator in 1 MB chunks, all at time `ts`. */
+function send(flow: FlowHandle, total: number, ts: number): void {
+  const chunk = Buffer.alloc(MB, 0x41);
+  for (let sent = 0; sent < total; sent += MB)
+    flow.data(0, chunk.subarray(0, Math.min(MB, total - sent)), ts);
+}
+
+const THRESHOLD_RULE = `  - id: egress
+    name: egress over 50 MB
+    kind: egress-threshold
+    action: alert
+    threshold: 50MB
+    per: remote
+    window: both
+`;
+
+describe('Engine meters and threshold rules', () => {
+  it('alerts once when two flows to one remote cross the hourly threshold', () => {
+    const { engine, events } = engineWith(THRESHOLD_RULE);
+    const first = open(engine, '203.0.113.5', T0);
+    send(first, 30 * MB, T0 + MINUTE);
+    first.end(T0 + MINUTE, 'fin');
+    const second = open(engine, '203.0.113.5', T0 + 2 * MINUTE);
+    send(second, 30 * MB, T0 + 3 * MINUTE);
+    second.end(T0 + 3 * MINUTE, 'fin');
+    engine.finish(T0 + 4 * MINUTE);
+
+    const alerts = events().filter((event) => event.event.action === 'egress-threshold-exceeded');
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.event.kind).toBe('alert');
+    expect(alerts[0]!.rule.id).toBe('egress');
+    expect(alerts[0]!.tollgate.remote.ip).toBe('203.0.113.5');
+    expect(alerts[0]!.tollgate.meter.bytes).toBeGreaterThan(50 * MB);
+  });
+
+  it('alerts on the rolling window across an hour boundary', () => {
+    const { engine, events } = engineWith(THRESHOLD_RULE);
+    const flow = open(engine, '203.0.113.6', T0 + 50 * MINUTE);
+    send(flow, 49 * MB, T0 + 59 * MINUTE);
+    send(flow, 49 * MB, T0 + 61 * MINUTE);
+    flow.end(T0 + 62 * MINUTE, 'fin');
+    engine.finish(T0 + 62 * MINUTE);
+
+    const alerts = events().filter((event) => event.event.action === 'egress-threshold-exceeded');
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.tollgate.meter.window).toBe('rolling');
+
+    const meters = events().filter((event) => event.event.action === 'egress-meter');
+    expect(meters.map((event) => event.tollgate.egress.bytes)).toEqual([49 * MB, 49 * MB]);
+    expect(meters.map((event) => event.tollgate.meter.start)).toEqual([
+      new Date(T0).toISOString(),
+      new Date(T0 + 60 * MINUTE).toISOString(),
+    ]);
+  });
+
+  it('does not alert below the threshold', () => {
+    const { engine, events } = engineWith(THRESHOLD_RULE);
+    const flow = open(engine, '203.0.113.7', T0);
+    send(flow, 50 * MB, T0 + MINUTE);
+    flow.end(T0 + MINUTE, 'fin');
+    engine.finish(T0 + MINUTE);
+    expect(events().some((event) => event.event.kind === 'alert')).toBe(false);
+  });
+
+  it('exempts remotes that an earlier allow rule matches', () => {
+    const rules = `  - id: archives
+    name: off-site archive
+    kind: allow
+    when: { destination: { lists: [archives] } }
+${THRESHOLD_RULE}`;
+    const { engine, events } = engineWith(rules);
+    const allowed = open(engine, '192.0.2.40', T0);
+    send(allowed, 80 * MB, T0 + MINUTE);
+    const other = open(engine, '203.0.113.8', T0);
+    send(other, 80 * MB, T0 + MINUTE);
+    engine.finish(T0 + 2 * MINUTE);
+
+    const alerted = events()
+      .filter((event) => event.event.kind === 'alert')
+      .map((event) => event.tollgate.remote.ip);
+    expect(alerted).toEqual(['203.0.113.8']);
+  });
+
+  it('counts ingress and internal bytes apart from egress', () => {
+    const { engine, events } = engineWith(THRESHOLD_RULE);
+    const flow = open(engine, '203.0.113.9', T0);
+    flow.data(1, Buffer.alloc(1000), T0);
+    flow.data(0, Buffer.alloc(10), T0);
+    const internal = engine.openFlow({
+      initiator: { ip: '10.1.1.1', port: 1 },
+      responder: { ip: '10.2.2.2', port: 2 },
+      ts: T0,
+    });
+    internal.data(0, Buffer.alloc(500), T0);
+    engine.finish(T0 + 1);
+
+    expect(engine.stats.bytes.egress).toBe(10);
+    expect(engine.stats.bytes.ingress).toBe(1000);
+    expect(engine.stats.bytes.internal).toBe(500);
+    const flows = events().filter((event) => event.event.action === 'network-flow');
+    expect(flows).toHaveLength(1);
+    expect(flows[0]!.tollgate.egress.bytes).toBe(10);
+    expect(flows[0]!.network.direction).toBe('outbound');
+  });
+});
+
+function clientHello(serverName: string): Buffer {
+  const name = Buffer.from(serverName);
+  const sni = Buffer.concat([
+    Buffer.from([0x00, 0x00]),
+    u16(name.length + 5),
+    u16(name.length + 3),
+    Buffer.from([0x00]),
+    u16(name.length),
+    name,
+  ]);
+  const body = Buffer.concat([
+    Buffer.from([0x03, 0x03]),
+    Buffer.alloc(32, 1),
+    Buffer.from([0x00]),
+    u16(2),
+    Buffer.from([0x13, 0x01]),
+    Buffer.from([0x01, 0x00]),
+    u16(sni.length),
+    sni,
+  ]);
+  const handshake = Buffer.concat([Buffer.from([0x01, 0x00]), u16(body.length), body]);
+  return Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), u16(handshake.length), handshake]);
+}
+
+function u16(value: number): Buffer {
+  const buffer = Buffer.alloc(2);
+  buffer.writeUInt16BE(value);
+  return buffer;
+}
+
+describe('Engine destination rules', () => {
+  const CLOUD_RULE = `  - id: cloud
+    name: cloud storage
+    kind: cloud-storage
+    action: block
+    destinations: { lists: [clouds] }
+`;
+
+  it('names the remote from the SNI and raises cloud-storage-transfer in span mode', () => {
+    const { engine, events } = engineWith(CLOUD_RULE);
+    const flow = open(engine, '203.0.113.10', T0);
+    flow.data(0, clientHello('bucket.s3.amazonaws.com'), T0);
+    engine.finish(T0 + 1);
+
+    const alert = events().find((event) => event.event.action === 'cloud-storage-transfer');
+    expect(alert?.tollgate.remote.domain).toBe('bucket.s3.amazonaws.com');
+    expect(alert?.tollgate.verdict).toBe('would-block');
+    const hello = events().find((event) => event.event.action === 'tls-client-hello');
+    expect(hello?.tls.client.server_name).toBe('bucket.s3.amazonaws.com');
+  });
+
+  it('blocks in inline mode and tells the front-end', () => {
+    const { engine } = engineWith(CLOUD_RULE, 'inline');
+    const flow = open(engine, '203.0.113.11', T0);
+    const verdicts: Verdict[] = [];
+    flow.onBlock((verdict) => verdicts.push(verdict));
+    flow.data(0, clientHello('x.amazonaws.com'), T0);
+    expect(verdicts.map((verdict) => verdict.ruleId)).toEqual(['cloud']);
+  });
+
+  it('raises destination-not-allowed for a remote outside the allow-list', () => {
+    const rules = `  - id: allow-list
+    name: only archives
+    kind: destination-not-allowed
+    action: alert
+    allowed: { lists: [archives] }
+`;
+    const { engine, events } = engineWith(rules);
+    send(open(engine, '192.0.2.9', T0), 10, T0);
+    send(open(engine, '203.0.113.12', T0), 10, T0);
+    engine.finish(T0 + 1);
+    const alerted = events()
+      .filter((event) => event.event.action === 'destination-not-allowed')
+      .map((event) => event.tollgate.remote.ip);
+    expect(alerted).toEqual(['203.0.113.12']);
+  });
+});
