@@ -6,13 +6,13 @@ import { delimiter, join } from 'node:path';
 
 export interface LiveCaptureOptions {
   interface: string;
-  /** A BPF filter expression, passed to tcpdump as its own arguments. */
+  /** A BPF filter expression, passed to tcpdump as one argument after `--`. */
   bpf?: string;
   /** tcpdump executable, a path or a name looked up in PATH (default 'tcpdump'). */
   tcpdumpPath?: string;
 }
 
-/** tcpdump's closing statistics, from its standard error; a count is -1 when it was not printed. */
+/** tcpdump's closing statistics from its standard error. A count is -1 when tcpdump did not print it. */
 export interface LiveCaptureSummary {
   captured: number;
   receivedByFilter: number;
@@ -59,7 +59,7 @@ function readCount(stderr: string, label: string): number {
 }
 
 /**
- * Spawns `tcpdump -i IFACE -w - -U -B 8192 -s 0 [filter]` and returns its pcap output and a
+ * Spawns `tcpdump -i IFACE -w - -U --immediate-mode -B 8192 -s 0 [filter]` and returns its pcap output and a
  * stop() that ends the capture and returns tcpdump's statistics. Throws a LiveCaptureError
  * when tcpdump is not found; a failure after start (no permission, unknown interface) is
  * emitted as a LiveCaptureError on the stream.
@@ -77,7 +77,21 @@ export function startLiveCapture(options: LiveCaptureOptions): {
     throw new LiveCaptureError(`tcpdump not found at '${requested}': ${INSTALL_HINT}`);
   }
 
-  const args = ['-i', options.interface, '-w', '-', '-U', '-B', '8192', '-s', '0'];
+  // -U alone flushes each packet once tcpdump has it, but libpcap still holds packets in the
+  // kernel ring until its 1 s timeout, and tcpdump drops those on SIGINT: --immediate-mode
+  // hands each packet over at once.
+  const args = [
+    '-i',
+    options.interface,
+    '-w',
+    '-',
+    '-U',
+    '--immediate-mode',
+    '-B',
+    '8192',
+    '-s',
+    '0',
+  ];
   if (options.bpf !== undefined && options.bpf.trim() !== '') args.push('--', options.bpf);
   const child = spawn(executable, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 
