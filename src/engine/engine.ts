@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import type { MeterEntry, MeterKeyKind, MeterLabels, MeterStore } from '../meter/store.js';
 import { type HourTotals, hourStart } from '../meter/window.js';
 import type { CidrSet } from '../policy/cidr.js';
-import type { CompiledRule, Policy } from '../policy/model.js';
+import type { CompiledRule, FlowFacts, Policy } from '../policy/model.js';
 import { communityIdFor } from './community.js';
 import type { ProtocolModule } from './dispatch.js';
 import { EngineFlow, type FlowCategory, type FlowHost } from './flow.js';
@@ -170,6 +170,44 @@ export class Engine implements FlowHost {
     if (category === 'egress' && this.options.mode === 'inline')
       this.evaluateDestination(flow, options.ts);
     return flow;
+  }
+
+  /**
+   * Returns the block verdict the destination rules give a connection with these facts before
+   * any byte passes, or null. Inline front-ends call it for a name and for every address the
+   * name resolves to, before they connect. Dry-run rules never refuse.
+   */
+  destinationRefusal(facts: FlowFacts): Verdict | null {
+    const rules = activeRules(this.policy.rules, facts);
+    for (const { rule, eventAction } of destinationVerdicts(rules, facts)) {
+      if (rule.action !== 'block' || rule.dryRun) continue;
+      return { action: 'block', ruleId: rule.id, ruleName: rule.name, eventAction, dryRun: false };
+    }
+    return null;
+  }
+
+  /**
+   * Emits an event about what an inline front-end did to a flow: `connection-blocked` when it
+   * refused the connection, `transfer-cut` when it cut it mid-stream. `fields` are merged in.
+   */
+  emitEnforcement(
+    flow: EngineFlow,
+    ts: Millis,
+    action: 'connection-blocked' | 'transfer-cut',
+    fields: Record<string, unknown>,
+  ): void {
+    this.emitFlowEvent(
+      flow,
+      ts,
+      {
+        kind: 'event',
+        category: ['network'],
+        type: ['connection', 'denied'],
+        action,
+        dataset: 'tollgate.enforcement',
+      },
+      fields,
+    );
   }
 
   /** Moves the engine clock; closes the meters' hour buckets when a new UTC hour starts. */
