@@ -1,6 +1,6 @@
-// IPv6 address text in the canonical form of RFC 5952: lower-case hex, leading zeros dropped,
-// the longest run of two or more zero groups (the first on a tie) replaced by "::", and
-// IPv4-mapped addresses (::ffff:0:0/96) written with a dotted-quad tail.
+// IPv6 address text in the canonical form of RFC 5952: lower-case hex without leading zeros.
+// The longest run of two or more zero groups (the first on a tie) becomes "::", and
+// IPv4-mapped addresses (::ffff:0:0/96) end in a dotted quad.
 
 /** Formats the 16 bytes at buf[at, at + 16). */
 export function formatIpv6(buf: Buffer, at: number): string {

@@ -78,7 +78,7 @@ export class PcapParser implements RecordParser {
     this.snaplen = this.u32(buf, start + 16);
     const linkField = this.u32(buf, start + 20);
     this.ctx.frame.linkType = linkField & 0xffff;
-    // Bit 26 says the FCS field is valid; bits 28-31 give the FCS length in 16-bit words.
+    // Bit 26 marks the FCS field as valid, and bits 28-31 give the FCS length in 16-bit words.
     this.ctx.frame.fcsLength = linkField & 0x04000000 ? ((linkField >>> 28) & 0xf) * 2 : 0;
     this.ctx.frame.interfaceId = 0;
     this.haveHeader = true;

@@ -35,7 +35,7 @@ const OPT_IF_TSOFFSET = 14;
 interface InterfaceInfo {
   linkType: number;
   snaplen: number;
-  /** Timestamp units per second (10^6 unless if_tsresol says otherwise). */
+  /** Timestamp units per second: 10^6 unless an if_tsresol option sets another value. */
   unitsPerSecond: number;
   tsOffsetMs: number;
   fcsLength: number;
@@ -205,8 +205,8 @@ export class PcapngParser implements RecordParser {
       return;
     }
     const frame = this.ctx.frame;
-    // NOTE: a double holds 53 bits, so nanosecond timestamps after 1970+104 days lose up to
-    // a few hundred nanoseconds here.
+    // NOTE: a double represents integers exactly only up to 2^53, so nanosecond timestamps
+    // later than about 104 days after 1970 are rounded by up to a few hundred nanoseconds.
     const units = this.u32(buf, tsAt) * 4294967296 + this.u32(buf, tsAt + 4);
     frame.ts = (units / info.unitsPerSecond) * 1000 + info.tsOffsetMs;
     frame.originalLength = this.u32(buf, tsAt + 12);

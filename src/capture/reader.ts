@@ -97,7 +97,8 @@ class ChunkDriver {
         continue;
       }
       const have = this.carryEnd - this.carryStart;
-      // A parser asks for more than it has; the guard keeps a faulty request from looping.
+      // The parser requests more bytes than the carry contains. The guard keeps a faulty
+      // request from looping.
       const need = Math.max(-consumed, have + 1);
       this.reserve(need);
       const take = Math.min(need - have, chunk.length - pos);
