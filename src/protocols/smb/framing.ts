@@ -3,9 +3,10 @@
 //
 // A message is a 4-byte header (type 0x00, 24-bit big-endian length) and `length` bytes. Its
 // commands follow one another, each starting with a 64-byte SMB2 header whose NextCommand gives
-// the offset of the next one (0 for the last). For each command the framer buffers either the
-// whole command (up to maxBufferedCommand) or only its header and fixed part, and streams the
-// rest (READ and WRITE data, directory entries) to a consumer without keeping it:
+// the offset of the next one (0 for the last). READ responses, WRITE requests and QUERY_DIRECTORY
+// responses are buffered only up to their fixed part, and the rest (data, directory entries)
+// streams to a consumer that does not keep it. Other commands are buffered whole up to
+// maxBufferedCommand, else only their header and first 64 body bytes:
 //
 //   | NB hdr | SMB2 hdr | fixed | ...... data streamed past ...... | SMB2 hdr | ... |
 //            ^-- head handed to the sink --^
@@ -291,10 +292,13 @@ export class SmbFramer {
     this.commandLength = commandLength;
     this.commandConsumed = SMB2_HEADER_LENGTH;
 
+    // Data-carrying commands always stream, so their data is never copied and a gap inside
+    // the data keeps sync; other commands are buffered whole when small enough to decode.
+    const fixed = streamedFixedLength(header);
     const headLength =
-      commandLength <= this.limits.maxBufferedCommand
+      fixed === null && commandLength <= this.limits.maxBufferedCommand
         ? commandLength
-        : Math.min(commandLength, SMB2_HEADER_LENGTH + fixedLength(header));
+        : Math.min(commandLength, SMB2_HEADER_LENGTH + (fixed ?? GENERIC_FIXED_LENGTH));
     if (headLength === SMB2_HEADER_LENGTH) {
       this.dispatch(headerBytes, ts);
       return;
@@ -405,11 +409,11 @@ export class SmbFramer {
   }
 }
 
-/** Bytes after the header that must be decoded before the rest of a large command can stream. */
-function fixedLength(header: Smb2Header): number {
+/** The fixed part of a command whose remainder streams (READ/WRITE data, directory entries), else null. */
+function streamedFixedLength(header: Smb2Header): number | null {
   if (header.command === Command.read && header.isResponse) return READ_RESPONSE_FIXED_LENGTH;
   if (header.command === Command.write && !header.isResponse) return WRITE_REQUEST_FIXED_LENGTH;
   if (header.command === Command.queryDirectory && header.isResponse)
     return QUERY_DIRECTORY_RESPONSE_FIXED_LENGTH;
-  return GENERIC_FIXED_LENGTH;
+  return null;
 }
