@@ -309,14 +309,15 @@ export class DicomAnalyzer implements Analyzer {
     if (state.phase !== 'dataset' || dataset === undefined) {
       return;
     }
-    const done = dataset.push(chunk);
-    if (done && !state.datasetReported) {
-      this.reportDataset(side);
-    }
+    // The report waits for the end of the PDV so its byte count does not depend on TCP splits.
+    dataset.push(chunk);
   }
 
   private onPdvEnd(side: Side): void {
     const state = this.sides[side];
+    if (!state.currentFragmentIsCommand && state.dataset?.finished && !state.datasetReported) {
+      this.reportDataset(side);
+    }
     if (!state.currentFragmentIsLast) {
       return;
     }

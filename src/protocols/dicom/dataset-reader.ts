@@ -13,7 +13,8 @@ export class DatasetReader {
   bytes = 0;
   private headLength = 0;
   private walker: DatasetHeadWalker | undefined;
-  private finished = false;
+  /** True once the leading attributes are read or cannot be. */
+  finished = false;
   private encoding: DatasetEncoding | undefined;
 
   /** `encoding` is undefined when the transfer syntax is unknown and must be guessed. */

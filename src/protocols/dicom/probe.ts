@@ -40,6 +40,12 @@ export function probeDicom(side: Side, head: Buffer): boolean | undefined {
     );
   }
   if (type === PduType.PDataTf) {
+    if (head.length >= 6) {
+      const length = head.readUInt32BE(2);
+      if (length < PDV_HEADER_LENGTH || length > DEFAULT_DICOM_LIMITS.maxPduLength) {
+        return false;
+      }
+    }
     if (head.length < PDATA_PROBE_LENGTH) {
       return undefined;
     }
