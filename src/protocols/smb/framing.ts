@@ -35,7 +35,7 @@ const SMB2_MAGIC = 0xfe;
 const TRANSFORM_MAGIC = 0xfd;
 const COMPRESSION_MAGIC = 0xfc;
 const SMB1_MAGIC = 0xff;
-/** Fixed part decoded from commands too large to buffer; enough for any header-only decoder. */
+/** Body bytes kept from other commands too large to buffer; such commands are counted, not decoded. */
 const GENERIC_FIXED_LENGTH = 64;
 const RESYNC_MARKER = Buffer.from([SMB2_MAGIC, 0x53, 0x4d, 0x42]);
 
@@ -292,8 +292,8 @@ export class SmbFramer {
     this.commandLength = commandLength;
     this.commandConsumed = SMB2_HEADER_LENGTH;
 
-    // Data-carrying commands always stream, so their data is never copied and a gap inside
-    // the data keeps sync; other commands are buffered whole when small enough to decode.
+    // Data-carrying commands always stream, so their data is never copied and a gap inside the
+    // data keeps sync. Other commands are buffered whole when small enough to decode.
     const fixed = streamedFixedLength(header);
     const headLength =
       fixed === null && commandLength <= this.limits.maxBufferedCommand
@@ -409,7 +409,7 @@ export class SmbFramer {
   }
 }
 
-/** The fixed part of a command whose remainder streams (READ/WRITE data, directory entries), else null. */
+/** Returns the fixed part of a command whose remainder streams (READ/WRITE data, directory entries), else null. */
 function streamedFixedLength(header: Smb2Header): number | null {
   if (header.command === Command.read && header.isResponse) return READ_RESPONSE_FIXED_LENGTH;
   if (header.command === Command.write && !header.isResponse) return WRITE_REQUEST_FIXED_LENGTH;

@@ -50,6 +50,7 @@ function smallSession(): Step[] {
     { side: 1, bytes: b.netbios(b.createResponse(8n, ids, dir, 0, true)) },
     { side: 0, bytes: b.netbios(b.queryDirectoryRequest(9n, ids, dir)) },
     { side: 1, bytes: b.netbios(b.queryDirectoryResponse(9n, ids, [24, 32, 40])) },
+    // A LOGOFF request: the response builder's layout with the response flag cleared.
     { side: 0, bytes: b.netbios(b.emptyResponse(2, 10n, ids).fill(0, 16, 17)) },
   ];
 }
