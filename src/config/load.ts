@@ -1,0 +1,300 @@
+// Loading the gateway configuration: YAML with positions, schema validation, defaults.
+// Every problem becomes an error naming the file, line, column and key path, formatted like
+// policy errors, and all of a file's problems are reported together.
+
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import type { PathSegment } from '../policy/compile.js';
+import {
+  formatPath,
+  formatPolicyError,
+  MAX_YAML_ALIAS_COUNT,
+  type PolicyError,
+} from '../policy/load.js';
+import { quote } from '../policy/schema.js';
+import { configSchema, type HostPort, type ListenerConfig, listenerSchema } from './schema.js';
+
+/** Largest configuration file read, in bytes. */
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
+/** Link-local addresses, where clouds serve instance metadata and credentials; always denied. */
+export const BUILT_IN_DENIED_DESTINATIONS = ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128'];
+
+export interface GatewayLimits {
+  /** Client connections served at once over all listeners. */
+  maxConnections: number;
+  /** Client connections served at once from one source address. */
+  maxConnectionsPerSource: number;
+  /** Time allowed to establish the upstream TCP connection. */
+  connectTimeoutMs: number;
+  /** A relayed connection with no bytes in either direction for this long is closed. */
+  idleTimeoutMs: number;
+  /** Time a proxy client has to send a complete HTTP request head. */
+  headerTimeoutMs: number;
+  /** Time a SOCKS5 client has to finish its greeting, authentication and request. */
+  handshakeTimeoutMs: number;
+  /** After SIGTERM, how long open connections may go on before they are closed. */
+  drainTimeoutMs: number;
+}
+
+export const DEFAULT_GATEWAY_LIMITS: GatewayLimits = {
+  maxConnections: 4096,
+  maxConnectionsPerSource: 256,
+  connectTimeoutMs: 10_000,
+  idleTimeoutMs: 15 * 60_000,
+  headerTimeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  drainTimeoutMs: 30_000,
+};
+
+export type Listener =
+  | { name: string; type: 'relay'; listen: HostPort; upstream: HostPort; protocol?: RelayProtocol }
+  | { name: string; type: 'http-proxy'; listen: HostPort }
+  | { name: string; type: 'socks5'; listen: HostPort; users: SocksUser[] };
+
+export type RelayProtocol = 'dicom' | 'http' | 'tls' | 'smb';
+
+export interface SocksUser {
+  username: string;
+  password: string;
+}
+
+export interface GatewayConfig {
+  /** The file the configuration was read from. */
+  source: string;
+  /** Absolute path of the policy file, or null for the embedded default policy. */
+  policyPath: string | null;
+  /** CIDRs that replace the policy's protected networks, or null to use the policy's. */
+  protectedNetworks: string[] | null;
+  /** CIDRs of clients allowed to use the gateway, or null for the protected networks. */
+  sourceNetworks: string[] | null;
+  /** CIDRs no connection may go to: the built-in link-local ranges plus the configured ones. */
+  deniedDestinations: string[];
+  /** Events file (JSON lines, appended), or '-' for standard output. */
+  events: string;
+  includePhi: boolean;
+  listeners: Listener[];
+  /** Reserved address of the admin API; connections to it are refused like the listeners'. */
+  admin: HostPort | null;
+  limits: GatewayLimits;
+}
+
+export class ConfigValidationError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly errors: PolicyError[]) {
+    super(errors.map(formatPolicyError).join('\n'));
+    this.name = 'ConfigValidationError';
+  }
+}
+
+export class ConfigReadError extends Error {
+  readonly code = 'CONFIG_UNREADABLE';
+  constructor(
+    readonly file: string,
+    options: { cause: unknown },
+  ) {
+    const reason = options.cause instanceof Error ? options.cause.message : String(options.cause);
+    super(`cannot read config file ${file}: ${reason}`, options);
+    this.name = 'ConfigReadError';
+  }
+}
+
+/** Reads the configuration at `path`; throws ConfigReadError or ConfigValidationError. */
+export function loadConfigFile(path: string): GatewayConfig {
+  let text: string;
+  try {
+    const size = statSync(path).size;
+    if (size > MAX_CONFIG_FILE_BYTES) {
+      throw new Error(`file size ${size} bytes exceeds the maximum ${MAX_CONFIG_FILE_BYTES}`);
+    }
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigReadError(path, { cause });
+  }
+  return loadConfigText(text, path, dirname(resolve(path)));
+}
+
+/**
+ * Parses and checks a configuration. `fileName` names the text in errors; a relative policy or
+ * events path is taken relative to `baseDir`. Throws ConfigValidationError with every problem.
+ */
+export function loadConfigText(text: string, fileName: string, baseDir: string): GatewayConfig {
+  const errors: PolicyError[] = [];
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  for (const error of doc.errors) {
+    const position = lineCounter.linePos(error.pos[0]);
+    errors.push({
+      file: fileName,
+      line: position.line,
+      column: position.col,
+      path: '',
+      message: `invalid YAML: ${error.message.split('\n')[0]}`,
+    });
+  }
+  if (errors.length > 0) throw new ConfigValidationError(errors);
+
+  const report = (path: readonly PathSegment[], message: string, atKey = false) => {
+    const position = lineCounter.linePos(offsetOf(doc.contents, path, atKey));
+    errors.push({
+      file: fileName,
+      line: position.line,
+      column: position.col,
+      path: formatPath(path),
+      message,
+    });
+  };
+  const reportIssues = (error: z.ZodError, prefix: PathSegment[] = []) => {
+    for (const issue of error.issues) {
+      const path = [
+        ...prefix,
+        ...issue.path.filter((s): s is PathSegment => typeof s !== 'symbol'),
+      ];
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) report([...path, key], `unknown key "${key}"`, true);
+      } else {
+        report(path, issueMessage(issue));
+      }
+    }
+  };
+
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
+  } catch (error) {
+    report([], `invalid YAML: ${error instanceof Error ? error.message : String(error)}`);
+    throw new ConfigValidationError(errors);
+  }
+
+  const top = configSchema.safeParse(raw, { reportInput: true });
+  if (!top.success) reportIssues(top.error);
+
+  // Listeners are checked one by one, so that one broken listener does not hide the others.
+  const fields = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+  const listeners: Listener[] = [];
+  const names = new Map<string, number>();
+  const addresses = new Map<string, number>();
+  (Array.isArray(fields.listeners) ? fields.listeners : []).forEach((value, index) => {
+    const parsed = listenerSchema.safeParse(value, { reportInput: true });
+    if (!parsed.success) {
+      reportIssues(parsed.error, ['listeners', index]);
+      return;
+    }
+    const listener = toListener(parsed.data);
+    const previousName = names.get(listener.name);
+    if (previousName !== undefined) {
+      report(
+        ['listeners', index, 'name'],
+        `listener name ${quote(listener.name)} is already used by listeners[${previousName}]`,
+      );
+    }
+    names.set(listener.name, index);
+    const address = `${listener.listen.host}|${listener.listen.port}`;
+    const previousAddress = addresses.get(address);
+    if (previousAddress !== undefined) {
+      report(
+        ['listeners', index, 'listen'],
+        `address ${listener.listen.host}:${listener.listen.port} is already used by listeners[${previousAddress}]`,
+      );
+    }
+    addresses.set(address, index);
+    listeners.push(listener);
+  });
+
+  if (errors.length > 0 || !top.success) throw new ConfigValidationError(errors);
+  const data = top.data;
+  const limits = data.limits ?? {};
+
+  return {
+    source: fileName,
+    policyPath: data.policy === undefined ? null : resolve(baseDir, data.policy),
+    protectedNetworks: data.protected_networks ?? null,
+    sourceNetworks: data.source_networks ?? null,
+    deniedDestinations: [...BUILT_IN_DENIED_DESTINATIONS, ...(data.denied_destinations ?? [])],
+    events: data.events === undefined || data.events === '-' ? '-' : resolve(baseDir, data.events),
+    includePhi: data.include_phi ?? false,
+    listeners,
+    admin: data.admin?.listen ?? null,
+    limits: {
+      maxConnections: limits.max_connections ?? DEFAULT_GATEWAY_LIMITS.maxConnections,
+      maxConnectionsPerSource:
+        limits.max_connections_per_source ?? DEFAULT_GATEWAY_LIMITS.maxConnectionsPerSource,
+      connectTimeoutMs: limits.connect_timeout ?? DEFAULT_GATEWAY_LIMITS.connectTimeoutMs,
+      idleTimeoutMs: limits.idle_timeout ?? DEFAULT_GATEWAY_LIMITS.idleTimeoutMs,
+      headerTimeoutMs: limits.header_timeout ?? DEFAULT_GATEWAY_LIMITS.headerTimeoutMs,
+      handshakeTimeoutMs: limits.handshake_timeout ?? DEFAULT_GATEWAY_LIMITS.handshakeTimeoutMs,
+      drainTimeoutMs: limits.drain_timeout ?? DEFAULT_GATEWAY_LIMITS.drainTimeoutMs,
+    },
+  };
+}
+
+function toListener(input: ListenerConfig): Listener {
+  switch (input.type) {
+    case 'relay': {
+      const relay: Listener = {
+        name: input.name,
+        type: 'relay',
+        listen: input.listen,
+        upstream: input.upstream,
+      };
+      if (input.protocol !== undefined) relay.protocol = input.protocol;
+      return relay;
+    }
+    case 'http-proxy':
+      return { name: input.name, type: 'http-proxy', listen: input.listen };
+    case 'socks5':
+      return { name: input.name, type: 'socks5', listen: input.listen, users: input.users ?? [] };
+  }
+}
+
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if ('input' in issue && issue.input === undefined) return 'missing required key';
+  if (issue.code === 'invalid_type') return `expected ${issue.expected}, got ${quote(issue.input)}`;
+  if (
+    issue.code === 'invalid_union' &&
+    'note' in issue &&
+    issue.note === 'No matching discriminator'
+  ) {
+    return 'invalid listener type; expected one of "relay", "http-proxy", "socks5"';
+  }
+  if (issue.code === 'invalid_value') {
+    const options = issue.values.map((value) => quote(value)).join(', ');
+    return issue.values.length === 1 && issue.message
+      ? issue.message
+      : `invalid value ${quote(issue.input)}; expected one of ${options}`;
+  }
+  return issue.message;
+}
+
+/** The offset of the deepest YAML node on `path` that exists, or 0. */
+function offsetOf(root: unknown, path: readonly PathSegment[], atKey: boolean): number {
+  let node = root;
+  let offset = rangeStart(node) ?? 0;
+  for (const [index, segment] of path.entries()) {
+    if (isMap(node)) {
+      const pair = node.items.find(
+        (item) => isScalar(item.key) && String(item.key.value) === String(segment),
+      );
+      if (!pair) break;
+      const keyStart = rangeStart(pair.key);
+      const valueStart = rangeStart(pair.value);
+      const last = index === path.length - 1;
+      offset = (last && atKey ? keyStart : (valueStart ?? keyStart)) ?? offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof segment === 'number') {
+      const item = node.items[segment];
+      if (!item) break;
+      offset = rangeStart(item) ?? offset;
+      node = item;
+    } else {
+      break;
+    }
+  }
+  return offset;
+}
+
+function rangeStart(node: unknown): number | undefined {
+  return (node as Node | null | undefined)?.range?.[0];
+}

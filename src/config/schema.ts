@@ -1,0 +1,137 @@
+// The structure of the gateway configuration file (tollgate run --config), as zod schemas.
+// Values are checked one by one here; load.ts turns issues into file:line errors.
+
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseCidr } from '../policy/cidr.js';
+import { hostEntryProblem } from '../policy/hosts.js';
+import { quote } from '../policy/schema.js';
+
+/** A host and port to listen on or connect to. `host` is an address or a DNS name. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses a duration ("10s", "500ms", "5m", or a number of seconds) into milliseconds. */
+export function parseDuration(value: unknown): number | string {
+  const expected = `expected a duration like "10s", "500ms" or "5m", got ${quote(value)}`;
+  if (typeof value === 'number') {
+    return Number.isFinite(value) && value > 0 ? Math.round(value * 1000) : expected;
+  }
+  if (typeof value !== 'string') return expected;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
+  if (!match) return expected;
+  const millis = Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? 's']!);
+  return millis > 0 ? millis : `duration ${quote(value)} must be longer than 0`;
+}
+
+/**
+ * Parses "host:port", "[ipv6]:port" or "ipv6-address" forms into a HostPort; returns a reason
+ * string on error. A bare IPv6 address without brackets is rejected, since its last group would
+ * read as a port.
+ */
+export function parseHostPort(value: unknown): HostPort | string {
+  const expected = `expected "host:port" or "[ipv6]:port", got ${quote(value)}`;
+  if (typeof value !== 'string') return expected;
+  const bracketed = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(value);
+  const plain = /^([^:[\]\s]+):(\d{1,5})$/.exec(value);
+  const match = bracketed ?? plain;
+  if (!match) return expected;
+  const host = match[1]!;
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return `port ${port} in ${quote(value)} is outside 1-65535`;
+  if (bracketed && isIP(host) !== 6) return `invalid IPv6 address ${quote(host)}`;
+  if (!bracketed && isIP(host) === 0) {
+    const problem = hostEntryProblem(host);
+    if (problem !== null) return `invalid host ${quote(host)}: ${problem}`;
+  }
+  return { host, port };
+}
+
+/** A schema whose value is produced by `parse`, which returns a reason string on error. */
+function parsed<T>(parse: (value: unknown) => T | string) {
+  return z.unknown().transform((value, ctx): T => {
+    const result = value === undefined ? 'missing required value' : parse(value);
+    if (typeof result === 'string') {
+      ctx.addIssue({ code: 'custom', message: result });
+      return z.NEVER;
+    }
+    return result;
+  });
+}
+
+const cidr = z.string().superRefine((value, ctx) => {
+  const result = parseCidr(value);
+  if (typeof result === 'string') {
+    ctx.addIssue({ code: 'custom', message: `invalid CIDR ${quote(value)}: ${result}` });
+  }
+});
+
+const listenerName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]*$/, 'a listener name uses a-z, 0-9, "-", "_"');
+const hostPort = parsed(parseHostPort);
+const duration = parsed(parseDuration);
+const count = z.number().int('expected a whole number').min(1, 'expected at least 1');
+
+/** RFC 1929 allows 1-255 bytes for each of user name and password. */
+const socksCredential = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine((value) => Buffer.byteLength(value) <= 255, 'must be at most 255 bytes (RFC 1929)');
+
+const relaySchema = z.strictObject({
+  name: listenerName,
+  type: z.literal('relay'),
+  listen: hostPort,
+  upstream: hostPort,
+  protocol: z.enum(['dicom', 'http', 'tls', 'smb']).optional(),
+});
+
+const httpProxySchema = z.strictObject({
+  name: listenerName,
+  type: z.literal('http-proxy'),
+  listen: hostPort,
+});
+
+const socksSchema = z.strictObject({
+  name: listenerName,
+  type: z.literal('socks5'),
+  listen: hostPort,
+  users: z
+    .array(z.strictObject({ username: socksCredential, password: socksCredential }))
+    .optional(),
+});
+
+export const listenerSchema = z.discriminatedUnion('type', [
+  relaySchema,
+  httpProxySchema,
+  socksSchema,
+]);
+export type ListenerConfig = z.infer<typeof listenerSchema>;
+
+export const limitsSchema = z.strictObject({
+  max_connections: count.optional(),
+  max_connections_per_source: count.optional(),
+  connect_timeout: duration.optional(),
+  idle_timeout: duration.optional(),
+  header_timeout: duration.optional(),
+  handshake_timeout: duration.optional(),
+  drain_timeout: duration.optional(),
+});
+
+export const configSchema = z.strictObject({
+  version: z.literal(1, 'unsupported config version; this tollgate reads version 1'),
+  policy: z.string().min(1).optional(),
+  protected_networks: z.array(cidr).optional(),
+  source_networks: z.array(cidr).optional(),
+  denied_destinations: z.array(cidr).optional(),
+  events: z.string().min(1).optional(),
+  include_phi: z.boolean().optional(),
+  listeners: z.array(z.unknown()).min(1, 'configure at least one listener'),
+  admin: z.strictObject({ listen: hostPort }).optional(),
+  limits: limitsSchema.optional(),
+});
