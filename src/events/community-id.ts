@@ -12,7 +12,11 @@ import { parseIpv4, parseIpv6 } from '../policy/cidr.js';
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 
-/** Returns the address as 4 or 16 network-order bytes; an IPv4-mapped IPv6 address gives 4. */
+/**
+ * Returns the address as 4 or 16 network-order bytes. An IPv4-mapped IPv6 address gives 4,
+ * because the inline proxy's dual-stack sockets report IPv4 peers that way while the wire (and so
+ * every other sensor) carried IPv4.
+ */
 function addressBytes(ip: string): Buffer | null {
   const v4 = parseIpv4(ip);
   if (v4 >= 0) {

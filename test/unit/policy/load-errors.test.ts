@@ -6,7 +6,6 @@ import { afterAll, describe, expect, test } from 'vitest';
 import {
   loadPolicyFile,
   loadPolicyText,
-  MAX_YAML_ALIAS_COUNT,
   type PolicyError,
   PolicyReadError,
   PolicyValidationError,
