@@ -80,10 +80,10 @@ export class TlsAnalyzer implements Analyzer {
 
   end(ts: Millis): void {
     if (this.state === 'count-only') return;
-    const expected = this.message === null ? 0 : this.message.length;
+    // Both counts include the 4-byte handshake header; expected is 0 until that header is known.
     this.fail('tls.incomplete_client_hello', ts, {
-      received: this.messageFilled + this.handshakeHeaderFilled,
-      expected,
+      received: this.message === null ? this.handshakeHeaderFilled : this.messageFilled,
+      expected: this.message === null ? 0 : this.message.length,
     });
   }
 
