@@ -8,9 +8,11 @@ import { newDecodeStats, PacketDecoder } from '../capture/decode.js';
 import { type LiveCaptureSummary, startLiveCapture } from '../capture/live.js';
 import {
   type CaptureStats,
+  type Frame,
   newCaptureStats,
   openCaptureFile,
   readCapture,
+  readCaptureFile,
 } from '../capture/reader.js';
 import { Engine } from '../engine/engine.js';
 import { DEFAULT_TRACKER_LIMITS, TcpTracker } from '../engine/tcp-tracker.js';
@@ -95,16 +97,14 @@ export async function runSniff(
   process.once('SIGTERM', stopSignal);
 
   try {
-    await readCapture(
-      source.stream,
-      (frame) => {
-        const packet = decoder.decode(frame);
-        if (frame.ts > lastTs) lastTs = frame.ts;
-        if (packet !== null) tcp.packet(packet);
-        progress.update(captureStats.bytes);
-      },
-      captureStats,
-    );
+    const onFrame = (frame: Frame) => {
+      const packet = decoder.decode(frame);
+      if (frame.ts > lastTs) lastTs = frame.ts;
+      if (packet !== null) tcp.packet(packet);
+      progress.update(captureStats.bytes);
+    };
+    if (source.path !== undefined) await readCaptureFile(source.path, onFrame, captureStats);
+    else await readCapture(source.stream!, onFrame, captureStats);
   } catch (error) {
     failure = error as Error;
   } finally {
@@ -142,7 +142,10 @@ function inputDamaged(stats: CaptureStats): boolean {
 }
 
 interface Source {
-  stream: NodeJS.ReadableStream;
+  /** A capture file, read with synchronous reads. */
+  path?: string;
+  /** Standard input or tcpdump's output. */
+  stream?: NodeJS.ReadableStream;
   label: string;
   size: number | null;
   stop?: () => Promise<LiveCaptureSummary>;
@@ -187,7 +190,8 @@ function openSource(options: SniffOptions, stderr: NodeJS.WritableStream): Sourc
       return EXIT_FAILED;
     }
   }
-  return { stream: openCaptureFile(path), label: path === '-' ? 'standard input' : path, size };
+  if (path === '-') return { stream: openCaptureFile(path), label: 'standard input', size };
+  return { path, label: path, size };
 }
 
 function protectedNetworksOption(text: string | undefined, policy: Policy): CidrSet {

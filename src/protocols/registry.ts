@@ -3,6 +3,12 @@
 import type { ProtocolModule } from '../engine/dispatch.js';
 import { dicomProtocol } from './dicom/index.js';
 import { httpProtocol } from './http/index.js';
+import { smbProtocol } from './smb/index.js';
 import { tlsProtocol } from './tls/index.js';
 
-export const PROTOCOLS: readonly ProtocolModule[] = [dicomProtocol, tlsProtocol, httpProtocol];
+export const PROTOCOLS: readonly ProtocolModule[] = [
+  dicomProtocol,
+  smbProtocol,
+  tlsProtocol,
+  httpProtocol,
+];
