@@ -42,7 +42,7 @@ export type EventType =
   | 'protocol';
 /** From the protected networks' point of view, for the flow's initiator (ECS network.direction). */
 export type NetworkDirection = 'egress' | 'ingress' | 'internal' | 'external' | 'unknown';
-/** What tollgate did: alerted, blocked, or (span mode, dry-run) would have blocked. */
+/** The outcome of an alert: alerted, blocked, or would have blocked (span mode or dry-run). */
 export type Verdict = 'alert' | 'block' | 'would-block';
 
 export interface EcsObserver {

@@ -5,7 +5,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 
 export type PseudonymKind = 'patient-id' | 'patient-name';
 
-/** Environment variable that holds the pseudonym key. */
+/** Environment variable that contains the pseudonym key. */
 export const PSEUDONYM_KEY_ENV = 'TOLLGATE_PSEUDONYM_KEY';
 /** Shortest key accepted, in bytes; shorter keys make the pseudonyms guessable by brute force. */
 export const MIN_PSEUDONYM_KEY_BYTES = 16;

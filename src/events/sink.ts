@@ -4,7 +4,7 @@ import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 
 export interface EventSink {
-  /** Queues one event; never blocks the caller. */
+  /** Writes or queues one event and returns without waiting for I/O. */
   write(event: object): void;
   /** Flushes queued events and releases the sink's resources. */
   close(): Promise<void>;
@@ -22,7 +22,7 @@ export interface JsonLinesSinkOptions {
 
 /**
  * Writes one JSON object per line. While the stream reports backpressure (write() returned
- * false), lines wait in a queue bounded by maxQueuedBytes; lines beyond it are dropped and
+ * false), lines wait in a queue bounded by maxQueuedBytes. Lines beyond it are dropped and
  * counted in `dropped`, because the engine must not stall on a slow SIEM forwarder.
  */
 export class JsonLinesSink implements EventSink {

@@ -108,7 +108,7 @@ class SourceFile {
     return this.doc.errors.length === 0;
   }
 
-  /** The plain value of the document, or undefined after reporting why it has none. */
+  /** Converts the document to plain values; reports the failure and returns undefined on error. */
   toJS(): unknown {
     try {
       return this.doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
@@ -145,7 +145,7 @@ class SourceFile {
     }
   }
 
-  /** The offset of the deepest node on `path` that exists, or 0. */
+  /** Finds the offset of the deepest node on `path` that exists, or returns 0. */
   private offsetOf(path: readonly PathSegment[], atKey: boolean): number {
     let node: unknown = this.doc.contents;
     let offset = rangeStart(node) ?? 0;

@@ -22,7 +22,7 @@ export type PolicyProtocol = (typeof POLICY_PROTOCOLS)[number];
 export type RuleAction = 'allow' | 'alert' | 'block';
 /** Meter key of a threshold rule: per remote, per (source, remote) pair, or per user. */
 export type MeterPer = 'remote' | 'source-remote' | 'user';
-/** Which windows a threshold applies to: UTC hour buckets, the rolling 60 minutes, or both. */
+/** Meter windows a threshold applies to: UTC hour buckets, the rolling 60 minutes, or both. */
 export type MeterWindow = 'hour' | 'rolling' | 'both';
 
 /** A named list or an inline set of entries, merged into one matcher. */

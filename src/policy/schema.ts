@@ -1,5 +1,5 @@
 // The structure of policy and list files, as zod schemas. Values are checked here one by one
-// (CIDRs, host names, sizes, ports, clock times); checks that span fields or files (rule kinds,
+// (CIDRs, host names, sizes, ports, clock times). Checks that span fields or files (rule kinds,
 // list references, duplicate ids) are in compile.ts.
 
 import { z } from 'zod';

@@ -8,7 +8,7 @@ import { communityId, IPPROTO_TCP, IPPROTO_UDP } from '../../../src/events/commu
 import { parseIpv6 } from '../../../src/policy/cidr.js';
 
 describe('communityId', () => {
-  // From the Community ID spec's baseline (tcp.pcap, first flow); tshark 4.0 gives the same.
+  // tshark 4.0's communityid dissector gives this id for the flow (text2pcap-built packet).
   test('published TCP vector', () => {
     expect(communityId(IPPROTO_TCP, '128.232.110.120', 34855, '66.35.250.204', 80)).toBe(
       '1:LQU9qZlK+B5F3KDmev6m5PMibrg=',
