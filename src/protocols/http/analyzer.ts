@@ -29,7 +29,7 @@ export class HttpAnalyzer implements Analyzer {
   private readonly responses: MessageParser;
   /** Requests waiting for their final response, oldest first. */
   private readonly awaiting: Exchange[] = [];
-  /** The request whose body the initiator is sending; it may already be answered. */
+  /** The request whose body the initiator is sending, which may already have a response. */
   private sending: Exchange | null = null;
   private remoteNameSent = false;
   private stopped = false;

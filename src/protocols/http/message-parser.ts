@@ -20,7 +20,7 @@ export interface MessageHead {
   connectionClose: boolean;
 }
 
-/** How the body after a head is delimited (RFC 9112 section 6.3). */
+/** The framing of the body after a head (RFC 9112 section 6.3). */
 export type BodyFraming =
   | { kind: 'none' }
   | { kind: 'length'; length: number }
@@ -447,7 +447,7 @@ export class MessageParser {
   }
 }
 
-/** The field value after the colon without surrounding whitespace, cut to `maxChars`. */
+/** Extracts the field value after the colon without surrounding whitespace, cut to `maxChars`. */
 function fieldValue(line: Buffer, colon: number, maxChars: number): string {
   let start = colon + 1;
   let end = line.length;

@@ -66,8 +66,8 @@ function tshark(args: string[]): string {
 const streamCache = new Map<string, Map<number, Segment[]>>();
 
 /**
- * The payload segments of every TCP stream in `pcap`, keyed by tshark's stream index. Cached per
- * file because each tshark run takes about a second.
+ * Reads the payload segments of every TCP stream in `pcap`, keyed by tshark's stream index.
+ * Results are cached per file because each tshark run takes about a second.
  */
 export function tcpStreams(pcap: string): Map<number, Segment[]> {
   const cached = streamCache.get(pcap);

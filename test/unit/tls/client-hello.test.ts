@@ -53,7 +53,7 @@ function analyze(parts: Buffer[], limits = {}): RecordingSink {
   return sink;
 }
 
-/** A copy of HELLO with the 16-bit value at `offset` replaced. */
+/** Copies HELLO and replaces the 16-bit value at `offset`. */
 function withU16(offset: number, value: number): Buffer {
   const copy = Buffer.from(HELLO);
   copy.writeUInt16BE(value, offset);
