@@ -2,7 +2,9 @@
 // The tollgate command line.
 
 import { Command } from 'commander';
+import { runConfigCheck } from './config-check.js';
 import { runPolicyCheck } from './policy-check.js';
+import { runGateway } from './run.js';
 import { EXIT_FAILED, runSniff, type SniffOptions } from './sniff.js';
 import { VERSION } from './version.js';
 
@@ -52,6 +54,31 @@ policy
   .argument('<FILE>', 'policy YAML file')
   .action((file: string) => {
     process.exitCode = runPolicyCheck(file, process.stdout, process.stderr);
+  });
+
+program
+  .command('run')
+  .description(
+    'Run the inline gateway: relays, HTTP proxy and SOCKS5 that meter, inspect and block.\n' +
+      'With no --config, serves an HTTP proxy on 127.0.0.1:3128 and SOCKS5 on 127.0.0.1:1080.\n' +
+      'SIGTERM drains open connections and flushes events; SIGHUP reloads the policy.',
+  )
+  .option('-c, --config <FILE>', 'gateway configuration YAML file (default: the embedded config)')
+  .addHelpText(
+    'after',
+    '\nExit status: 0 stopped by a signal; 1 a listener failed; 2 invalid config or policy.',
+  )
+  .action(async (options: { config?: string }) => {
+    process.exitCode = await runGateway(options, process.stderr);
+  });
+
+const config = program.command('config').description('Work with gateway configuration files');
+config
+  .command('check')
+  .description('Validate a gateway configuration and the policy it names; exit 1 when invalid')
+  .argument('<FILE>', 'configuration YAML file')
+  .action((file: string) => {
+    process.exitCode = runConfigCheck(file, process.stdout, process.stderr);
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
