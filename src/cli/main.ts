@@ -8,6 +8,12 @@ import { runGateway } from './run.js';
 import { EXIT_FAILED, runSniff, type SniffOptions } from './sniff.js';
 import { VERSION } from './version.js';
 
+// Node's default handler prints a stack hint after each warning; one line per warning is enough.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  process.stderr.write(`tollgate: warning: ${warning.message}\n`);
+});
+
 const program = new Command();
 program
   .name('tollgate')

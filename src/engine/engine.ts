@@ -34,7 +34,7 @@ export interface EventSinkLike {
 }
 
 export interface PseudonymizerLike {
-  value(kind: 'patient-id' | 'patient-name', clear: string): string;
+  value(kind: 'patient-id' | 'patient-name' | 'file-path', clear: string): string;
 }
 
 export interface EngineLimits {
@@ -313,7 +313,7 @@ export class Engine implements FlowHost {
       case 'dicom-instance':
         if (observation.senderSide === flow.insideSide) {
           this.flushMeters(flow, ts);
-          this.addToMeters(flow, ts, 0, 1, 0);
+          this.addToMeters(flow, ts, { ...NO_COUNTS, instances: 1 });
         }
         break;
       case 'dicom-move-request':
@@ -331,6 +331,12 @@ export class Engine implements FlowHost {
           flow.factsVersion++;
         }
         break;
+      case 'smb-file-data':
+        this.noteShare(flow, observation.share);
+        if (observation.senderSide === flow.insideSide) {
+          this.addToMeters(flow, ts, { ...NO_COUNTS, fileBytes: observation.bytes });
+        }
+        break;
       case 'smb-user':
         flow.users.add(
           observation.domain ? `${observation.domain}\\${observation.user}` : observation.user,
@@ -338,11 +344,12 @@ export class Engine implements FlowHost {
         flow.factsVersion++;
         break;
       case 'smb-file-access':
+        this.noteShare(flow, observation.access.share);
         if (
           this.isFileEgress(flow, observation.access.bytesRead, observation.access.bytesWritten)
         ) {
           this.flushMeters(flow, ts);
-          this.addToMeters(flow, ts, 0, 0, 1);
+          this.addToMeters(flow, ts, { ...NO_COUNTS, files: 1 });
         }
         break;
       default:
@@ -376,6 +383,12 @@ export class Engine implements FlowHost {
     if (move !== undefined && ts - move.ts <= this.limits.moveLinkMs) {
       this.moveRequesters.set(flow, move);
     }
+  }
+
+  private noteShare(flow: EngineFlow, share: string): void {
+    if (share === '' || flow.shares.has(share)) return;
+    flow.shares.add(share);
+    flow.factsVersion++;
   }
 
   private isFileEgress(flow: EngineFlow, bytesRead: number, bytesWritten: number): boolean {
@@ -423,16 +436,12 @@ export class Engine implements FlowHost {
     const bytes = flow.pendingEgress;
     flow.pendingEgress = 0;
     flow.lastMeterFlush = ts;
-    if (bytes > 0) this.addToMeters(flow, ts, bytes, 0, 0);
+    if (bytes > 0) this.addToMeters(flow, ts, { ...NO_COUNTS, bytes });
   }
 
-  private addToMeters(
-    flow: EngineFlow,
-    ts: Millis,
-    bytes: number,
-    instances: number,
-    files: number,
-  ): void {
+  /** Adds counts to the base meters and to the meters of the flow's active rules. */
+  private addToMeters(flow: EngineFlow, ts: Millis, counts: MeterCounts): void {
+    const { bytes, instances, files, fileBytes } = counts;
     this.stats.bytes.egress += bytes;
     const labels: MeterLabels = {
       remoteIp: flow.remote.ip,
@@ -449,11 +458,15 @@ export class Engine implements FlowHost {
 
     const { meterRules } = this.rulesFor(flow, ts);
     for (const meter of meterRules) {
-      const counts = meter.rule.kind === 'bulk-dicom' ? instances : bytes;
-      if (counts === 0) continue;
+      const kind = meter.rule.kind;
+      // A bulk-copy meter's bytes are SMB file data, not all the flow's egress.
+      const ruleBytes = kind === 'bulk-copy' ? fileBytes : bytes;
+      const relevant =
+        kind === 'bulk-dicom' ? instances : kind === 'bulk-copy' ? files + fileBytes : bytes;
+      if (relevant === 0) continue;
       const entry = this.meterEntry(flow, meter, meter.store.kind, labels, ts);
       if (entry === null) continue;
-      meter.store.add(entry, ts, bytes, instances, files);
+      meter.store.add(entry, ts, ruleBytes, instances, files);
 
       const { crossing, over } = meter.check(entry);
       if (crossing !== null) this.raiseMeterAlert(flow, ts, crossing);
@@ -487,7 +500,6 @@ export class Engine implements FlowHost {
   // Events
 
   private raiseMeterAlert(flow: EngineFlow, ts: Millis, crossing: MeterCrossing): void {
-    const counting = crossing.rule.kind === 'bulk-dicom' ? 'instances' : 'bytes';
     this.raiseAlert(flow, ts, crossing.rule, crossingAction(crossing.rule), {
       tollgate: {
         meter: {
@@ -497,7 +509,8 @@ export class Engine implements FlowHost {
           start: new Date(
             crossing.window === 'hour' ? crossing.entry.window.hour.start : ts - 3_600_000,
           ).toISOString(),
-          [counting]: crossing.value,
+          measure: crossing.measure,
+          [crossing.measure]: crossing.value,
           limit: crossing.limit,
         },
       },
@@ -644,6 +657,20 @@ export class Engine implements FlowHost {
   }
 }
 
+/** What one step adds to the meters. */
+interface MeterCounts {
+  /** Egress payload bytes. */
+  bytes: number;
+  instances: number;
+  files: number;
+  /** SMB file data bytes that left, for bulk-copy rules. */
+  fileBytes: number;
+}
+
+const NO_COUNTS: MeterCounts = { bytes: 0, instances: 0, files: 0, fileBytes: 0 };
+
 function crossingAction(rule: CompiledRule): string {
-  return rule.kind === 'bulk-dicom' ? 'bulk-dicom-egress' : 'egress-threshold-exceeded';
+  if (rule.kind === 'bulk-dicom') return 'bulk-dicom-egress';
+  if (rule.kind === 'bulk-copy') return 'bulk-file-copy';
+  return 'egress-threshold-exceeded';
 }

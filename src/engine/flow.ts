@@ -63,6 +63,7 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
   remoteNameSource: string | undefined;
   readonly users = new Set<string>();
   readonly aeTitles = new Set<string>();
+  readonly shares = new Set<string>();
   userAgent: string | undefined;
   readonly anomalies = new Map<string, number>();
 
@@ -144,6 +145,7 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     if (this.remoteName !== undefined) facts.remoteName = this.remoteName;
     if (this.users.size > 0) facts.users = [...this.users];
     if (this.aeTitles.size > 0) facts.aeTitles = [...this.aeTitles];
+    if (this.shares.size > 0) facts.shares = [...this.shares];
     if (this.userAgent !== undefined) facts.userAgent = this.userAgent;
     return facts;
   }

@@ -8,6 +8,7 @@ import {
   type MeterLabels,
   MeterStore,
 } from '../meter/store.js';
+import type { MeterWindow } from '../meter/window.js';
 import type { CompiledRule } from '../policy/model.js';
 import type { Millis } from './types.js';
 
@@ -23,8 +24,32 @@ export interface MeterCrossing {
   rule: CompiledRule;
   entry: MeterEntry;
   window: 'hour' | 'rolling';
+  measure: Measure;
   value: number;
   limit: number;
+}
+
+/** What a meter rule counts: egress bytes (file bytes for bulk-copy), instances or files. */
+export type Measure = 'bytes' | 'instances' | 'files';
+
+function rollingTotal(window: MeterWindow, measure: Measure): number {
+  if (measure === 'bytes') return window.rollingBytes;
+  return measure === 'instances' ? window.rollingInstances : window.rollingFiles;
+}
+
+/** The limits a rule sets; crossing any of them fires the rule. */
+function ruleLimits(rule: CompiledRule): Array<{ measure: Measure; limit: number }> {
+  const limits: Array<{ measure: Measure; limit: number }> = [];
+  if (rule.kind === 'bulk-dicom' && rule.instances !== undefined) {
+    limits.push({ measure: 'instances', limit: rule.instances });
+  }
+  if (rule.kind === 'bulk-copy' && rule.files !== undefined) {
+    limits.push({ measure: 'files', limit: rule.files });
+  }
+  if (rule.kind !== 'bulk-dicom' && rule.thresholdBytes !== undefined) {
+    limits.push({ measure: 'bytes', limit: rule.thresholdBytes });
+  }
+  return limits;
 }
 
 interface AlertState {
@@ -34,6 +59,7 @@ interface AlertState {
 
 export class RuleMeter {
   readonly store: MeterStore;
+  private readonly limits: Array<{ measure: Measure; limit: number }>;
   private readonly alertStates = new WeakMap<MeterEntry, AlertState>();
 
   constructor(
@@ -41,6 +67,7 @@ export class RuleMeter {
     maxKeys: number,
   ) {
     this.store = new MeterStore(rule.per ?? 'remote', maxKeys, () => {});
+    this.limits = ruleLimits(rule);
   }
 
   /**
@@ -50,33 +77,38 @@ export class RuleMeter {
    */
   check(entry: MeterEntry): { crossing: MeterCrossing | null; over: boolean } {
     const rule = this.rule;
-    const counting = rule.kind === 'bulk-dicom' ? 'instances' : 'bytes';
-    const limit = (counting === 'bytes' ? rule.thresholdBytes : rule.instances) ?? Infinity;
     const window = entry.window;
-    const hourValue = counting === 'bytes' ? window.hour.bytes : window.hour.instances;
-    const rollingValue = counting === 'bytes' ? window.rollingBytes : window.rollingInstances;
-    const useHour = rule.window !== 'rolling';
-    const useRolling = rule.window !== 'hour';
-
     let state = this.alertStates.get(entry);
     if (state === undefined) {
       state = { alertedHour: -1, rollingArmed: true };
       this.alertStates.set(entry, state);
     }
-    if (rollingValue <= limit) state.rollingArmed = true;
 
-    const overHour = useHour && hourValue > limit;
-    const overRolling = useRolling && rollingValue > limit;
-    const hourDue = overHour && state.alertedHour !== window.hour.start;
-    const rollingDue = overRolling && state.rollingArmed && state.alertedHour !== window.hour.start;
-    if (!hourDue && !rollingDue) return { crossing: null, over: overHour || overRolling };
+    let overHour: MeterCrossing | null = null;
+    let overRolling: MeterCrossing | null = null;
+    let rollingBelow = true;
+    for (const { measure, limit } of this.limits) {
+      const hourValue = window.hour[measure];
+      const rollingValue = rollingTotal(window, measure);
+      if (rollingValue > limit) rollingBelow = false;
+      if (rule.window !== 'rolling' && hourValue > limit) {
+        overHour ??= { rule, entry, window: 'hour', measure, value: hourValue, limit };
+      }
+      if (rule.window !== 'hour' && rollingValue > limit) {
+        overRolling ??= { rule, entry, window: 'rolling', measure, value: rollingValue, limit };
+      }
+    }
+    if (rollingBelow) state.rollingArmed = true;
+
+    const alertedThisHour = state.alertedHour === window.hour.start;
+    const hourDue = overHour !== null && !alertedThisHour;
+    const rollingDue = overRolling !== null && state.rollingArmed && !alertedThisHour;
+    const over = overHour !== null || overRolling !== null;
+    if (!hourDue && !rollingDue) return { crossing: null, over };
 
     state.alertedHour = window.hour.start;
     state.rollingArmed = false;
-    const crossing: MeterCrossing = hourDue
-      ? { rule, entry, window: 'hour', value: hourValue, limit }
-      : { rule, entry, window: 'rolling', value: rollingValue, limit };
-    return { crossing, over: true };
+    return { crossing: hourDue ? overHour : overRolling, over };
   }
 }
 

@@ -4,23 +4,33 @@
 
 import type { EngineFlow } from './flow.js';
 import type { EventHeader } from './flow-events.js';
-import type { DicomAssociationSummary, Observation, Side } from './types.js';
+import type {
+  DicomAssociationSummary,
+  Observation,
+  Side,
+  SmbFileAccess,
+  SmbSessionSummary,
+} from './types.js';
 
 /** Distinct study or patient values listed in one event; the counts stay exact. */
 const MAX_LISTED_VALUES = 100;
 
 export interface ObservationContext {
   flow: EngineFlow;
-  pseudonymizer: { value(kind: 'patient-id' | 'patient-name', clear: string): string };
+  pseudonymizer: {
+    value(kind: 'patient-id' | 'patient-name' | 'file-path', clear: string): string;
+  };
   moveRequester:
     | { requesterIp: string; requesterPort: number; callingAeTitle: string; flowId: string }
     | undefined;
 }
 
+type ObservationEvent = { header: EventHeader; fields: Record<string, unknown> };
+
 export function observationEvent(
   observation: Observation,
   context: ObservationContext,
-): { header: EventHeader; fields: Record<string, unknown> } | null {
+): ObservationEvent | null {
   switch (observation.kind) {
     case 'dicom-association':
       return dicomAssociationEvent(observation.summary, context);
@@ -38,18 +48,9 @@ export function observationEvent(
         },
       };
     case 'smb-session':
-      return {
-        header: header(['network', 'session'], ['info'], 'smb-session', 'tollgate.smb'),
-        fields: { tollgate: { smb: { session: observation.summary } } },
-      };
+      return smbSessionEvent(observation.summary);
     case 'smb-file-access':
-      return {
-        header: header(['file', 'network'], ['access'], 'smb-file-access', 'tollgate.smb'),
-        fields: {
-          file: { path: observation.access.path, size: observation.access.endOfFile },
-          tollgate: { smb: { file: observation.access } },
-        },
-      };
+      return smbFileAccessEvent(observation.access, context);
     default:
       return null;
   }
@@ -142,6 +143,78 @@ function httpRequestEvent(observation: Extract<Observation, { kind: 'http-reques
     header: header(['network', 'web'], ['access'], 'http-request', 'tollgate.http'),
     fields,
   };
+}
+
+function smbSessionEvent(summary: SmbSessionSummary): ObservationEvent {
+  const fields: Record<string, unknown> = {
+    tollgate: {
+      smb: {
+        session: {
+          id: summary.sessionId,
+          domain: summary.domain,
+          workstation: summary.workstation,
+          auth: summary.auth,
+          dialect: summary.dialect,
+          encrypted: summary.encrypted,
+          signed: summary.signed,
+          legacy_smb1: summary.legacySmb1,
+          shares: summary.shares,
+          files_opened: summary.filesOpened,
+          files_read_fully: summary.filesReadFully,
+          bytes_read: summary.bytesRead,
+          bytes_written: summary.bytesWritten,
+          directory_listings: summary.directoryListings,
+          directory_entries: summary.directoryEntries,
+          outcome: summary.outcome,
+        },
+      },
+    },
+  };
+  if (summary.user !== '') fields.user = { name: summary.user, domain: summary.domain };
+  return {
+    header: header(['network', 'session'], ['info'], 'smb-session', 'tollgate.smb'),
+    fields,
+  };
+}
+
+function smbFileAccessEvent(access: SmbFileAccess, context: ObservationContext): ObservationEvent {
+  const { pseudonymizer } = context;
+  const file: Record<string, unknown> = {
+    path: pseudonymizer.value('file-path', access.path),
+    size: access.endOfFile,
+    type: access.directory ? 'dir' : 'file',
+  };
+  const extension = fileExtension(access.path);
+  if (extension !== undefined) file.extension = extension;
+
+  const smbFile: Record<string, unknown> = {
+    share: access.share,
+    bytes_read: access.bytesRead,
+    bytes_written: access.bytesWritten,
+    read_fully: access.readFully,
+    looks_like_dicom: access.looksLikeDicom,
+    disposition: access.disposition,
+    desired_access: access.desiredAccess,
+    first_seen: new Date(Math.floor(access.firstTs)).toISOString(),
+    last_seen: new Date(Math.floor(access.lastTs)).toISOString(),
+    outcome: access.outcome,
+  };
+  if (access.renamedTo !== undefined)
+    smbFile.renamed_to = pseudonymizer.value('file-path', access.renamedTo);
+  if (access.deleted === true) smbFile.deleted = true;
+
+  const fields: Record<string, unknown> = { file, tollgate: { smb: { file: smbFile } } };
+  if (access.user !== '') fields.user = { name: access.user };
+  const type = access.bytesWritten > 0 ? ['access', 'change'] : ['access'];
+  return { header: header(['file', 'network'], type, 'smb-file-access', 'tollgate.smb'), fields };
+}
+
+/** The lower-case extension of the last path component, when it has a short one. */
+function fileExtension(path: string): string | undefined {
+  const name = path.slice(Math.max(path.lastIndexOf('\\'), path.lastIndexOf('/')) + 1);
+  const dot = name.lastIndexOf('.');
+  if (dot <= 0 || name.length - dot > 11) return undefined;
+  return name.slice(dot + 1).toLowerCase();
 }
 
 function tlsVersionText(version: number): string {

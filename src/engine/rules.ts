@@ -38,5 +38,7 @@ export function destinationVerdicts(
 }
 
 export function isMeterRule(rule: CompiledRule): boolean {
-  return rule.kind === 'egress-threshold' || rule.kind === 'bulk-dicom';
+  return (
+    rule.kind === 'egress-threshold' || rule.kind === 'bulk-dicom' || rule.kind === 'bulk-copy'
+  );
 }

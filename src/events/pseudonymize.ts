@@ -3,7 +3,8 @@
 
 import { createHmac, randomBytes } from 'node:crypto';
 
-export type PseudonymKind = 'patient-id' | 'patient-name';
+/** File paths are pseudonymized too: exports are often named after the patient. */
+export type PseudonymKind = 'patient-id' | 'patient-name' | 'file-path';
 
 /** Environment variable that contains the pseudonym key. */
 export const PSEUDONYM_KEY_ENV = 'TOLLGATE_PSEUDONYM_KEY';

@@ -29,6 +29,7 @@ export const DEFAULT_SEVERITY: Record<Exclude<RuleKind, 'allow'>, number> = {
   'cloud-storage': 73,
   'egress-threshold': 47,
   'bulk-dicom': 73,
+  'bulk-copy': 73,
 };
 
 type KindField =
@@ -40,6 +41,7 @@ type KindField =
   | 'allowed'
   | 'threshold'
   | 'instances'
+  | 'files'
   | 'per'
   | 'window';
 
@@ -63,6 +65,10 @@ const KIND_FIELDS: Record<RuleKind, KindFields> = {
     allowed: [...ALERTING, 'threshold', 'per', 'window'],
   },
   'bulk-dicom': { required: [['instances']], allowed: [...ALERTING, 'instances', 'per', 'window'] },
+  'bulk-copy': {
+    required: [['files', 'threshold']],
+    allowed: [...ALERTING, 'files', 'threshold', 'per', 'window'],
+  },
 };
 
 const ALL_KIND_FIELDS = Object.keys({
@@ -74,6 +80,7 @@ const ALL_KIND_FIELDS = Object.keys({
   allowed: 0,
   threshold: 0,
   instances: 0,
+  files: 0,
   per: 0,
   window: 0,
 } satisfies Record<KindField, 0>) as KindField[];
@@ -195,7 +202,12 @@ export class RuleCompiler {
     if (allowed) compiled.allowed = allowed;
     if (rule.threshold !== undefined) compiled.thresholdBytes = rule.threshold;
     if (rule.instances !== undefined) compiled.instances = rule.instances;
-    if (rule.kind === 'egress-threshold' || rule.kind === 'bulk-dicom') {
+    if (rule.files !== undefined) compiled.files = rule.files;
+    if (
+      rule.kind === 'egress-threshold' ||
+      rule.kind === 'bulk-dicom' ||
+      rule.kind === 'bulk-copy'
+    ) {
       compiled.per = rule.per ?? 'remote';
       compiled.window = rule.window ?? 'both';
     }
@@ -237,6 +249,7 @@ export class RuleCompiler {
       source: null,
       users: null,
       aeTitles: null,
+      shares: null,
       protocols: null,
       time: null,
     };
@@ -257,6 +270,7 @@ export class RuleCompiler {
     }
     if (when.users) conditions.users = when.users.map((user) => user.toLowerCase());
     if (when.ae_titles) conditions.aeTitles = new Set(when.ae_titles.map((title) => title.trim()));
+    if (when.shares) conditions.shares = when.shares.map((share) => share.toLowerCase());
     if (when.protocols) conditions.protocols = new Set<PolicyProtocol>(when.protocols);
     if (when.time) {
       const days: readonly Weekday[] = when.time.days ?? WEEKDAYS;

@@ -13,6 +13,7 @@ export const RULE_KINDS = [
   'cloud-storage',
   'egress-threshold',
   'bulk-dicom',
+  'bulk-copy',
 ] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
 
@@ -53,6 +54,8 @@ export interface CompiledConditions {
   /** Lower-case user names; an entry without a domain matches any domain. */
   users: string[] | null;
   aeTitles: Set<string> | null;
+  /** Lower-case SMB share names or \\server\share paths; a bare name matches any server. */
+  shares: string[] | null;
   protocols: Set<PolicyProtocol> | null;
   time: CompiledTimeWindow | null;
 }
@@ -78,6 +81,8 @@ export interface CompiledRule {
   thresholdBytes?: number;
   /** bulk-dicom: alert when a meter counts more than this many instances. */
   instances?: number;
+  /** bulk-copy: alert when a meter counts more than this many files read or written. */
+  files?: number;
   per?: MeterPer;
   window?: MeterWindow;
 }
@@ -103,6 +108,8 @@ export interface FlowFacts {
   /** Calling and called AE titles of the flow's associations. */
   aeTitles?: string[];
   protocol: string;
+  /** SMB shares the flow used, as \\server\share. */
+  shares?: string[];
   userAgent?: string;
   /** Epoch milliseconds. */
   ts: number;
@@ -156,6 +163,16 @@ export function userMatches(entries: readonly string[], user: string): boolean {
 }
 
 /**
+ * True when `share` (\\server\name) matches one of the lower-case entries: a full path must be
+ * equal, a bare name matches that share on any server.
+ */
+export function shareMatches(entries: readonly string[], share: string): boolean {
+  const lower = share.toLowerCase();
+  const name = lower.slice(lower.lastIndexOf('\\') + 1);
+  return entries.some((entry) => entry === lower || entry === name);
+}
+
+/**
  * True when the rule is enabled and every condition in its `when` holds for the flow.
  * Kind-specific fields (thresholds, destinations, allow-lists) are the engine's to apply.
  */
@@ -178,6 +195,10 @@ export function ruleConditionsMatch(rule: CompiledRule, facts: FlowFacts): boole
   if (when.aeTitles) {
     const titles = when.aeTitles;
     if (!facts.aeTitles?.some((title) => titles.has(title.trim()))) return false;
+  }
+  if (when.shares) {
+    const entries = when.shares;
+    if (!facts.shares?.some((share) => shareMatches(entries, share))) return false;
   }
   if (when.protocols && !when.protocols.has(facts.protocol as PolicyProtocol)) return false;
   if (when.time && !timeWindowContains(when.time, facts.ts)) return false;

@@ -180,6 +180,7 @@ const whenSchema = z.strictObject({
     })
     .optional(),
   users: z.array(z.string().min(1, 'a user name must not be empty')).optional(),
+  shares: z.array(z.string().min(1, 'a share name must not be empty')).optional(),
   ae_titles: z.array(aeTitle).optional(),
   protocols: z.array(z.enum(POLICY_PROTOCOLS)).optional(),
   time: z
@@ -215,6 +216,11 @@ export const ruleSchema = z.strictObject({
     .number()
     .int('instances must be a whole number')
     .min(0, 'instances must not be negative')
+    .optional(),
+  files: z
+    .number()
+    .int('files must be a whole number')
+    .min(0, 'files must not be negative')
     .optional(),
   per: z.enum(['remote', 'source-remote', 'user']).optional(),
   window: z.enum(['hour', 'rolling', 'both']).optional(),

@@ -131,7 +131,7 @@ const brokenPolicies: Array<[string, string, string[]]> = [
     'bad kind',
     `version: 1\nrules:\n  - id: r\n    name: Rule\n    kind: exfil\n`,
     [
-      '5:11 rules[0].kind: invalid value; got "exfil"; expected one of "allow", "destination-not-allowed", "cloud-storage", "egress-threshold", "bulk-dicom"',
+      '5:11 rules[0].kind: invalid value; got "exfil"; expected one of "allow", "destination-not-allowed", "cloud-storage", "egress-threshold", "bulk-dicom", "bulk-copy"',
     ],
   ],
   [
