@@ -45,7 +45,8 @@ program
   .addHelpText(
     'after',
     '\nExit status: 0 done; 1 the input could not be read; 2 invalid option or policy;\n' +
-      '3 done, but the capture was damaged (truncated or corrupt records were skipped).',
+      '3 done with warnings: damaged capture records, bytes missing from the capture, or\n' +
+      'malformed traffic (the summary lists them).',
   )
   .action(async (file: string | undefined, options: SniffOptions) => {
     const sniffOptions: SniffOptions = { ...options };

@@ -134,11 +134,17 @@ export async function runSniff(
     stderr.write(`tollgate sniff: ${failure.message}\n`);
     return EXIT_FAILED;
   }
-  return inputDamaged(captureStats) ? EXIT_INPUT_DAMAGED : EXIT_OK;
+  return inputDamaged(captureStats, engine, tcp) ? EXIT_INPUT_DAMAGED : EXIT_OK;
 }
 
-function inputDamaged(stats: CaptureStats): boolean {
-  return stats.truncatedRecords > 0 || stats.corruptRecords > 0;
+/** True when records were damaged, bytes were not captured or traffic did not parse. */
+function inputDamaged(stats: CaptureStats, engine: Engine, tcp: TcpTracker): boolean {
+  return (
+    stats.truncatedRecords > 0 ||
+    stats.corruptRecords > 0 ||
+    tcp.counters.gapBytes > 0 ||
+    engine.stats.anomalies.size > 0
+  );
 }
 
 interface Source {

@@ -244,6 +244,14 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     if (settled || this.undecidedBytes >= MAX_UNDECIDED_BYTES) this.decide(null, ts);
   }
 
+  /** Content no probe accepts on a port a parsed protocol uses is worth a look: garbage or evasion. */
+  private reportUnrecognizedService(ts: Millis): void {
+    const port = this.responder.port;
+    const expected = this.host.protocols.find((module) => module.defaultPorts.includes(port));
+    if (expected === undefined || (this.heads[0] === null && this.heads[1] === null)) return;
+    this.anomaly(UNRECOGNIZED_CONTENT, ts, { expected: expected.name, port });
+  }
+
   private fallbackModule(): ProtocolModule | null {
     for (const side of [0, 1] as const) {
       const head = this.heads[side];
@@ -254,8 +262,9 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     return null;
   }
 
-  private decide(module: ProtocolModule | null, _ts: Millis): void {
+  private decide(module: ProtocolModule | null, ts: Millis): void {
     this.protocol = module?.name ?? 'unknown';
+    if (module === null) this.reportUnrecognizedService(ts);
     this.factsVersion++;
     this.analyzer = module === null ? COUNTING_ANALYZER : module.create(this, this);
 
@@ -266,6 +275,7 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
   }
 }
 
+export const UNRECOGNIZED_CONTENT = 'dispatch.unrecognized_content';
 /** The analyzer of flows whose protocol is unknown: the engine counts their bytes. */
 const COUNTING_ANALYZER: Analyzer = {
   protocol: 'unknown',

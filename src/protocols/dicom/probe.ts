@@ -31,13 +31,11 @@ export function probeDicom(side: Side, head: Buffer): boolean | undefined {
     if (head.length < ASSOCIATE_PROBE_LENGTH) {
       return undefined;
     }
+    // No upper bound on the length here: an oversized A-ASSOCIATE-RQ is still DICOM, and the
+    // analyzer reports it as dicom.associate_too_large with the length and the limit.
     const length = head.readUInt32BE(2);
     const protocolVersion = head.readUInt16BE(6);
-    return (
-      length >= ASSOCIATE_FIXED_LENGTH &&
-      length <= DEFAULT_DICOM_LIMITS.maxAssociateItemsBytes &&
-      (protocolVersion & 0x0001) === 1
-    );
+    return length >= ASSOCIATE_FIXED_LENGTH && (protocolVersion & 0x0001) === 1;
   }
   if (type === PduType.PDataTf) {
     if (head.length >= 6) {
