@@ -1,0 +1,138 @@
+// `tollgate run`: the inline gateway. Loads the configuration and the policy, binds the
+// listeners and runs until SIGTERM or SIGINT (drain, flush events, exit). SIGHUP reloads the
+// policy file; a policy that fails validation is not applied and the running one stays.
+
+import { hostname } from 'node:os';
+import { pino } from 'pino';
+import { loadDefaultConfig } from '../config/default.js';
+import {
+  ConfigReadError,
+  ConfigValidationError,
+  type GatewayConfig,
+  loadConfigFile,
+} from '../config/load.js';
+import { type EventSink, JsonLinesSink } from '../events/sink.js';
+import { CidrSet } from '../policy/cidr.js';
+import type { Policy } from '../policy/model.js';
+import type { LookupFunction } from '../proxy/destination.js';
+import { Gateway } from '../proxy/gateway.js';
+import { createPseudonymizer, loadPolicyOption, UsageError } from './options.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './sniff.js';
+import { VERSION } from './version.js';
+
+export interface RunOptions {
+  config?: string;
+}
+
+/** A started gateway and how to stop it; returned for tests and embedding. */
+export interface RunningGateway {
+  gateway: Gateway;
+  /** Drains, flushes events and resolves when everything is closed. */
+  stop(): Promise<void>;
+  /** Reloads the policy file; returns false (and logs why) when the new policy is invalid. */
+  reload(): boolean;
+}
+
+export interface StartOptions {
+  config: GatewayConfig;
+  log?: pino.Logger;
+  lookup?: LookupFunction;
+  stdout?: NodeJS.WritableStream;
+}
+
+/** Starts a gateway from a loaded configuration. Throws UsageError for an invalid policy. */
+export async function startGateway(options: StartOptions): Promise<RunningGateway> {
+  const { config } = options;
+  const log = options.log ?? pino({ name: 'tollgate' }, pino.destination(2));
+  const policy = loadPolicyOption(config.policyPath ?? undefined);
+  const protectedNetworks = protectedNetworksOf(config, policy);
+  const sink: EventSink =
+    config.events === '-'
+      ? new JsonLinesSink((options.stdout ?? process.stdout) as never)
+      : JsonLinesSink.toFile(config.events);
+  const gateway = new Gateway({
+    config,
+    policy,
+    protectedNetworks,
+    sink,
+    pseudonymizer: createPseudonymizer(config.includePhi),
+    log,
+    observer: { hostname: hostname(), version: VERSION },
+    ...(options.lookup === undefined ? {} : { lookup: options.lookup }),
+  });
+  try {
+    await gateway.start();
+  } catch (error) {
+    await sink.close();
+    throw error;
+  }
+  log.info({ config: config.source, policy: policy.source, version: VERSION }, 'gateway started');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    gateway,
+    stop() {
+      stopping ??= (async () => {
+        log.info({ drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining');
+        await gateway.drain();
+        await sink.close();
+        log.info({ stats: gateway.stats }, 'gateway stopped');
+      })();
+      return stopping;
+    },
+    reload() {
+      try {
+        const next = loadPolicyOption(config.policyPath ?? undefined);
+        gateway.setPolicy(next);
+        log.info({ policy: next.source, rules: next.rules.length }, 'policy reloaded');
+        return true;
+      } catch (error) {
+        log.error(
+          { err: error, policy: config.policyPath },
+          'policy reload failed; the running policy stays',
+        );
+        return false;
+      }
+    },
+  };
+}
+
+function protectedNetworksOf(config: GatewayConfig, policy: Policy): CidrSet {
+  if (config.protectedNetworks !== null) return CidrSet.parse(config.protectedNetworks);
+  if (policy.protectedNetworks !== null) return policy.protectedNetworks;
+  throw new UsageError('no protected networks: set protected_networks in the config or the policy');
+}
+
+export async function runGateway(
+  options: RunOptions,
+  stderr: NodeJS.WritableStream,
+): Promise<number> {
+  let running: RunningGateway;
+  try {
+    const config =
+      options.config === undefined ? loadDefaultConfig() : loadConfigFile(options.config);
+    running = await startGateway({ config });
+  } catch (error) {
+    if (
+      error instanceof ConfigValidationError ||
+      error instanceof ConfigReadError ||
+      error instanceof UsageError
+    ) {
+      stderr.write(`tollgate run: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    stderr.write(`tollgate run: ${(error as Error).message}\n`);
+    return EXIT_FAILED;
+  }
+
+  const onHangup = () => running.reload();
+  process.on('SIGHUP', onHangup);
+  await new Promise<void>((resolve) => {
+    const onStop = () => resolve();
+    process.once('SIGTERM', onStop);
+    process.once('SIGINT', onStop);
+  });
+  process.off('SIGHUP', onHangup);
+  await running.stop();
+  return EXIT_OK;
+}

@@ -1,0 +1,79 @@
+// The DICOM Upper Layer PDUs the gateway sends itself (PS3.8 section 9.3), and a tracker of PDU
+// boundaries in a relayed byte stream, so that an A-ABORT is only sent where a PDU may start.
+
+import { PDU_HEADER_LENGTH, PduType } from '../protocols/dicom/constants.js';
+
+/** A-ABORT source 2: the service provider (the gateway) aborted. PS3.8 section 9.3.8. */
+const ABORT_SOURCE_PROVIDER = 2;
+/** A-ASSOCIATE-RJ result 1 (rejected-permanent), source 1 (service-user). PS3.8 section 9.3.4. */
+const REJECT_PERMANENT = 1;
+const REJECT_SOURCE_USER = 1;
+
+/** Reject reasons for source 1: no reason given, calling AE or called AE title not recognized. */
+export const RejectReason = {
+  NoReasonGiven: 1,
+  CallingAeNotRecognized: 3,
+  CalledAeNotRecognized: 7,
+} as const;
+
+/** An A-ABORT PDU from the service provider with reason 0 (reason not specified). */
+export function abortPdu(): Buffer {
+  // type, reserved, length 4, reserved, reserved, source, reason
+  return Buffer.from([PduType.Abort, 0, 0, 0, 0, 4, 0, 0, ABORT_SOURCE_PROVIDER, 0]);
+}
+
+/** An A-ASSOCIATE-RJ PDU: rejected permanently by the service user, for `reason`. */
+export function associateRejectPdu(reason: number): Buffer {
+  // type, reserved, length 4, reserved, result, source, reason
+  return Buffer.from([
+    PduType.AssociateRj,
+    0,
+    0,
+    0,
+    0,
+    4,
+    0,
+    REJECT_PERMANENT,
+    REJECT_SOURCE_USER,
+    reason,
+  ]);
+}
+
+/**
+ * Follows PDU framing in one direction of a relayed stream: 6-byte headers with a big-endian
+ * 32-bit length, then that many bytes. Keeps at most the 6 header bytes of a straddling header.
+ */
+export class PduBoundaryTracker {
+  /** Bytes of the current PDU body still to come; 0 at a boundary or inside a header. */
+  private bodyRemaining = 0;
+  private readonly header = Buffer.alloc(PDU_HEADER_LENGTH);
+  private headerFilled = 0;
+  /** Type of the first PDU of the stream, or -1 before its first byte. */
+  firstPduType = -1;
+
+  /** True when the bytes fed so far end exactly at a PDU boundary. */
+  get atBoundary(): boolean {
+    return this.bodyRemaining === 0 && this.headerFilled === 0;
+  }
+
+  feed(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.bodyRemaining > 0) {
+        const take = Math.min(this.bodyRemaining, chunk.length - offset);
+        this.bodyRemaining -= take;
+        offset += take;
+        continue;
+      }
+      const take = Math.min(PDU_HEADER_LENGTH - this.headerFilled, chunk.length - offset);
+      chunk.copy(this.header, this.headerFilled, offset, offset + take);
+      if (this.firstPduType < 0) this.firstPduType = this.header[0]!;
+      this.headerFilled += take;
+      offset += take;
+      if (this.headerFilled === PDU_HEADER_LENGTH) {
+        this.headerFilled = 0;
+        this.bodyRemaining = this.header.readUInt32BE(2);
+      }
+    }
+  }
+}

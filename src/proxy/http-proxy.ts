@@ -1,0 +1,276 @@
+// HTTP forward proxy: absolute-form requests (RFC 9112 section 3.2.2) are forwarded on a new
+// upstream connection each, with hop-by-hop headers removed (RFC 9110 section 7.6.1); CONNECT
+// tunnels (RFC 9110 section 9.3.6) are relayed byte for byte, so the TLS analyzer sees the
+// ClientHello. Node's HTTP server provides keep-alive, pipelining (responses in request order)
+// and header timeouts. A refused destination gets 403 with a one-line body naming the rule.
+
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { isIP, type Socket } from 'node:net';
+import type { Listener } from '../config/load.js';
+import { parseHostPort } from '../config/schema.js';
+import type { Refusal } from './destination.js';
+import { clientEndpoint, type ProxyContext } from './gateway.js';
+import { Splice } from './splice.js';
+import { openTunnel } from './tunnel.js';
+
+type HttpProxyListener = Extract<Listener, { type: 'http-proxy' }>;
+
+/** Headers that belong to one connection, never forwarded (RFC 9110 section 7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+]);
+
+export function refusalBody(refusal: Refusal): string {
+  return `tollgate: destination refused by rule ${refusal.ruleId} (${refusal.ruleName})\n`;
+}
+
+export function startHttpProxy(context: ProxyContext, listener: HttpProxyListener): Server {
+  const server = createServer({
+    headersTimeout: context.limits.headerTimeoutMs,
+    requestTimeout: 0,
+    keepAliveTimeout: 5000,
+  });
+  server.timeout = context.limits.idleTimeoutMs;
+  server.on('connection', (socket: Socket) => {
+    context.admit(socket, listener.name);
+  });
+  const handle = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => {
+    forward(context, req, res, expectContinue).catch((error: unknown) => {
+      context.log.error({ listener: listener.name, err: error }, 'proxied request failed');
+      req.socket.destroy();
+    });
+  };
+  server.on('request', (req, res) => handle(req, res, false));
+  // With a 'checkContinue' listener Node leaves the 100 (Continue) to us: it is sent only once
+  // the destination was accepted, so a refused upload never sends its body.
+  server.on('checkContinue', (req, res) => handle(req, res, true));
+  server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => {});
+    tunnel(context, req, socket, head).catch((error: unknown) => {
+      context.log.error({ listener: listener.name, err: error }, 'CONNECT tunnel failed');
+      socket.destroy();
+    });
+  });
+  server.on('clientError', (_error, socket: Socket) => {
+    if (socket.writable)
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  return server;
+}
+
+function plainResponse(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+function rawResponse(socket: Socket, status: string, body: string): void {
+  socket.end(
+    `HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+async function tunnel(
+  context: ProxyContext,
+  req: IncomingMessage,
+  client: Socket,
+  head: Buffer,
+): Promise<void> {
+  const target = parseHostPort(req.url ?? '');
+  if (typeof target === 'string') {
+    rawResponse(client, '400 Bad Request', `tollgate: invalid CONNECT target: ${target}\n`);
+    return;
+  }
+  const result = await openTunnel(
+    context,
+    clientEndpoint(client),
+    target.host,
+    target.port,
+    'connect',
+    'http-403',
+  );
+  if (client.destroyed) {
+    if (result.kind === 'open') result.upstream.destroy();
+    return;
+  }
+  if (result.kind === 'refused') {
+    rawResponse(client, '403 Forbidden', refusalBody(result.refusal));
+    return;
+  }
+  if (result.kind === 'failed') {
+    rawResponse(
+      client,
+      '502 Bad Gateway',
+      `tollgate: cannot connect to ${req.url}: ${result.code}\n`,
+    );
+    return;
+  }
+  client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  const splice = new Splice({
+    client,
+    upstream: result.upstream,
+    flow: result.flow,
+    services: context,
+    idleTimeoutMs: context.limits.idleTimeoutMs,
+    dicom: false,
+    initialClientData: head,
+    onClose: () => context.untrack(splice),
+  });
+  context.track(splice);
+}
+
+/** The request's headers without hop-by-hop ones, as a flat raw list. */
+function endToEndHeaders(raw: readonly string[]): string[] {
+  const named = new Set(HOP_BY_HOP);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'connection') {
+      for (const token of raw[i + 1]!.split(',')) named.add(token.trim().toLowerCase());
+    }
+  }
+  const kept: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (!named.has(raw[i]!.toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
+  }
+  return kept;
+}
+
+async function forward(
+  context: ProxyContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  expectContinue: boolean,
+): Promise<void> {
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '');
+  } catch {
+    plainResponse(
+      res,
+      400,
+      'tollgate: this is a proxy; send absolute-form requests (http://host/path)\n',
+    );
+    return;
+  }
+  if (url.protocol !== 'http:') {
+    plainResponse(
+      res,
+      400,
+      `tollgate: scheme ${url.protocol} is not proxied; use CONNECT for https\n`,
+    );
+    return;
+  }
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const port = url.port === '' ? 80 : Number(url.port);
+  const client = clientEndpoint(req.socket);
+
+  const decision = await context.guard.check({
+    client,
+    host,
+    port,
+    protocol: 'http',
+    ts: context.now(),
+  });
+  if (!decision.ok) {
+    context.recordRefusal(
+      {
+        initiator: client,
+        responder: { ip: decision.refusal.address ?? '0.0.0.0', port },
+        ...(isIP(host) === 0 ? { remoteName: { name: host, source: 'http-host' as const } } : {}),
+      },
+      decision.refusal,
+      'http-403',
+    );
+    res.shouldKeepAlive = false;
+    plainResponse(res, 403, refusalBody(decision.refusal));
+    return;
+  }
+
+  let upstream: Socket;
+  try {
+    upstream = await context.connectUpstream(decision.address, port);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
+    plainResponse(res, 502, `tollgate: cannot connect to ${host}:${port}: ${code}\n`);
+    return;
+  }
+  const flow = context.openFlow({ initiator: client, responder: { ip: decision.address, port } });
+  let cut = false;
+  flow.onBlock((verdict) => {
+    cut = true;
+    context.engine.emitEnforcement(flow, context.now(), 'transfer-cut', {
+      rule: { id: verdict.ruleId, name: verdict.ruleName },
+      tollgate: {
+        enforcement: {
+          answer: 'reset',
+          reason: verdict.eventAction,
+          bytes_to_upstream: flow.bytes[0],
+          bytes_to_client: flow.bytes[1],
+        },
+      },
+    });
+    context.log.warn({ flow: flow.id, rule: verdict.ruleId }, 'transfer cut');
+    upstream.resetAndDestroy();
+    req.socket.resetAndDestroy();
+  });
+
+  // Every byte the HTTP client writes goes to the engine first; after a cut nothing is written.
+  const write = upstream.write.bind(upstream) as (chunk: unknown, ...rest: unknown[]) => boolean;
+  upstream.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (cut) return false;
+    const bytes =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : 'utf8')
+        : (chunk as Buffer);
+    flow.data(0, bytes, context.now());
+    if (cut) return false;
+    return write(chunk, ...rest);
+  }) as typeof upstream.write;
+  upstream.on('data', (chunk: Buffer) => flow.data(1, chunk, context.now()));
+  upstream.once('close', () => flow.end(context.now(), cut ? 'cut' : 'fin'));
+
+  const headers = endToEndHeaders(req.rawHeaders);
+  headers.push('Connection', 'close');
+  const outgoing = httpRequest({
+    method: req.method,
+    path: `${url.pathname}${url.search}`,
+    headers,
+    setHost: false,
+    createConnection: () => upstream,
+  });
+  outgoing.on('error', (error: NodeJS.ErrnoException) => {
+    if (cut) return;
+    if (!res.headersSent)
+      plainResponse(
+        res,
+        502,
+        `tollgate: upstream ${host}:${port} failed: ${error.code ?? 'error'}\n`,
+      );
+    else req.socket.destroy();
+  });
+  outgoing.on('response', (incoming: IncomingMessage) => {
+    const responseHeaders = endToEndHeaders(incoming.rawHeaders);
+    res.writeHead(incoming.statusCode ?? 502, incoming.statusMessage, responseHeaders);
+    incoming.pipe(res);
+  });
+  if (expectContinue) res.writeContinue();
+  req.pipe(outgoing);
+}

@@ -1,0 +1,101 @@
+// TCP relay listener: each client connection is relayed to the configured upstream host:port.
+// The upstream is checked like any destination; a refused one closes the client connection.
+
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Listener } from '../config/load.js';
+import type { EngineFlow } from '../engine/flow.js';
+import { clientEndpoint, type ProxyContext } from './gateway.js';
+import { Splice } from './splice.js';
+
+type RelayListener = Extract<Listener, { type: 'relay' }>;
+
+export function startRelay(context: ProxyContext, listener: RelayListener): Server {
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+  server.on('connection', (client: Socket) => {
+    if (!context.admit(client, listener.name)) return;
+    client.on('error', () => {});
+    relayConnection(context, listener, client).catch((error: unknown) => {
+      context.log.error({ listener: listener.name, err: error }, 'relay connection failed');
+      if (!client.destroyed) client.destroy();
+    });
+  });
+  return server;
+}
+
+async function relayConnection(
+  context: ProxyContext,
+  listener: RelayListener,
+  client: Socket,
+): Promise<void> {
+  const initiator = clientEndpoint(client);
+  const { host, port } = listener.upstream;
+  const decision = await context.guard.check({
+    client: initiator,
+    host,
+    port,
+    // No protocol here: rules that name a protocol wait for the content (for DICOM, until the
+    // A-ASSOCIATE-RQ shows the AE titles), as the engine's own evaluation does.
+    ts: context.now(),
+  });
+  const hint = listener.protocol === undefined ? {} : { protocolHint: listener.protocol };
+  if (!decision.ok) {
+    context.recordRefusal(
+      { initiator, responder: { ip: decision.refusal.address ?? '0.0.0.0', port }, ...hint },
+      decision.refusal,
+      'close',
+    );
+    client.end();
+    return;
+  }
+  if (client.destroyed) return;
+
+  let upstream: Socket;
+  try {
+    upstream = await context.connectUpstream(decision.address, port);
+  } catch (error) {
+    context.log.warn(
+      {
+        listener: listener.name,
+        upstream: `${decision.address}:${port}`,
+        code: (error as NodeJS.ErrnoException).code,
+      },
+      'relay upstream unreachable',
+    );
+    client.resetAndDestroy();
+    return;
+  }
+  if (client.destroyed) {
+    upstream.destroy();
+    return;
+  }
+
+  const flow: EngineFlow = context.openFlow({
+    initiator,
+    responder: { ip: decision.address, port },
+    ...hint,
+  });
+  if (flow.blocked !== null) {
+    // A destination rule fired at open (for example one that matches the protocol hint).
+    const verdict = flow.blocked;
+    context.recordRefusal(
+      flow,
+      { reason: 'policy', ruleId: verdict.ruleId, ruleName: verdict.ruleName, verdict },
+      'close',
+    );
+    upstream.destroy();
+    client.end();
+    return;
+  }
+
+  const splice = new Splice({
+    client,
+    upstream,
+    flow,
+    services: context,
+    idleTimeoutMs: context.limits.idleTimeoutMs,
+    dicom: listener.protocol === 'dicom',
+    onClose: () => context.untrack(splice),
+  });
+  context.track(splice);
+  client.resume();
+}

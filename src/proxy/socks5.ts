@@ -1,0 +1,320 @@
+// SOCKS5 listener (RFC 1928) with no authentication or username/password (RFC 1929), CONNECT
+// only. The handshake messages are small and bounded, so the bytes of an unfinished message are
+// kept (at most MAX_HANDSHAKE_BYTES) until it is complete; bytes after the request are the
+// first bytes of the tunnel.
+
+import { createServer, isIPv4, isIPv6, type Server, type Socket } from 'node:net';
+import type { Listener, SocksUser } from '../config/load.js';
+import { clientEndpoint, type ProxyContext } from './gateway.js';
+import { Splice } from './splice.js';
+import { openTunnel } from './tunnel.js';
+
+type SocksListener = Extract<Listener, { type: 'socks5' }>;
+
+/** Largest handshake message: a request with a 255-byte domain name is 262 bytes, auth 513. */
+export const MAX_HANDSHAKE_BYTES = 1024;
+
+const VERSION = 0x05;
+const AUTH_VERSION = 0x01;
+const METHOD_NONE = 0x00;
+const METHOD_PASSWORD = 0x02;
+const METHOD_UNACCEPTABLE = 0xff;
+const COMMAND_CONNECT = 0x01;
+const ATYP_IPV4 = 0x01;
+const ATYP_DOMAIN = 0x03;
+const ATYP_IPV6 = 0x04;
+
+/** Reply codes, RFC 1928 section 6. */
+export const SocksReply = {
+  Succeeded: 0x00,
+  GeneralFailure: 0x01,
+  NotAllowed: 0x02,
+  NetworkUnreachable: 0x03,
+  HostUnreachable: 0x04,
+  ConnectionRefused: 0x05,
+  TtlExpired: 0x06,
+  CommandNotSupported: 0x07,
+  AddressTypeNotSupported: 0x08,
+} as const;
+
+export type SocksMessage<T> = { need: number } | { error: string } | { value: T; length: number };
+
+/** Parses the greeting: VER, NMETHODS, METHODS. */
+export function parseGreeting(buffer: Buffer): SocksMessage<number[]> {
+  if (buffer.length < 2) return { need: 2 - buffer.length };
+  if (buffer[0] !== VERSION) return { error: `SOCKS version ${buffer[0]} is not 5` };
+  const count = buffer[1]!;
+  if (count === 0) return { error: 'greeting lists no authentication methods' };
+  if (buffer.length < 2 + count) return { need: 2 + count - buffer.length };
+  return { value: [...buffer.subarray(2, 2 + count)], length: 2 + count };
+}
+
+/** Parses an RFC 1929 request: VER 1, ULEN, UNAME, PLEN, PASSWD. */
+export function parseAuth(buffer: Buffer): SocksMessage<SocksUser> {
+  if (buffer.length < 2) return { need: 2 - buffer.length };
+  if (buffer[0] !== AUTH_VERSION) return { error: `authentication version ${buffer[0]} is not 1` };
+  const userLength = buffer[1]!;
+  if (buffer.length < 3 + userLength) return { need: 3 + userLength - buffer.length };
+  const passwordLength = buffer[2 + userLength]!;
+  const length = 3 + userLength + passwordLength;
+  if (buffer.length < length) return { need: length - buffer.length };
+  return {
+    value: {
+      username: buffer.toString('utf8', 2, 2 + userLength),
+      password: buffer.toString('utf8', 3 + userLength, length),
+    },
+    length,
+  };
+}
+
+export interface SocksRequest {
+  command: number;
+  host: string;
+  port: number;
+  /** Set when the address type is not one of IPv4, domain name, IPv6. */
+  unsupportedAddressType?: number;
+}
+
+/** Parses a request: VER, CMD, RSV, ATYP, DST.ADDR, DST.PORT. */
+export function parseRequest(buffer: Buffer): SocksMessage<SocksRequest> {
+  if (buffer.length < 5) return { need: 5 - buffer.length };
+  if (buffer[0] !== VERSION) return { error: `SOCKS version ${buffer[0]} is not 5` };
+  const command = buffer[1]!;
+  const addressType = buffer[3]!;
+  let addressEnd: number;
+  if (addressType === ATYP_IPV4) addressEnd = 4 + 4;
+  else if (addressType === ATYP_IPV6) addressEnd = 4 + 16;
+  else if (addressType === ATYP_DOMAIN) addressEnd = 5 + buffer[4]!;
+  else
+    return {
+      value: { command, host: '', port: 0, unsupportedAddressType: addressType },
+      length: buffer.length,
+    };
+  const length = addressEnd + 2;
+  if (buffer.length < length) return { need: length - buffer.length };
+
+  let host: string;
+  if (addressType === ATYP_IPV4) host = [...buffer.subarray(4, 8)].join('.');
+  else if (addressType === ATYP_IPV6) host = ipv6Text(buffer.subarray(4, 20));
+  else host = buffer.toString('latin1', 5, addressEnd);
+  return { value: { command, host, port: buffer.readUInt16BE(addressEnd) }, length };
+}
+
+function ipv6Text(bytes: Buffer): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  // The URL parser gives the canonical compressed form.
+  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+}
+
+/** A reply with the bound address of the upstream socket, or 0.0.0.0:0 on failure. */
+export function replyMessage(code: number, address = '0.0.0.0', port = 0): Buffer {
+  if (isIPv6(address)) {
+    const reply = Buffer.alloc(22);
+    reply.set([VERSION, code, 0, ATYP_IPV6]);
+    const url = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+    expandIpv6(url).copy(reply, 4);
+    reply.writeUInt16BE(port, 20);
+    return reply;
+  }
+  const reply = Buffer.alloc(10);
+  reply.set([VERSION, code, 0, ATYP_IPV4]);
+  const octets = isIPv4(address) ? address.split('.').map(Number) : [0, 0, 0, 0];
+  reply.set(octets, 4);
+  reply.writeUInt16BE(port, 8);
+  return reply;
+}
+
+function expandIpv6(text: string): Buffer {
+  const [head = '', tail = ''] = text.split('::');
+  const headGroups = head === '' ? [] : head.split(':');
+  const tailGroups = tail === '' ? [] : tail.split(':');
+  const zeros = new Array(8 - headGroups.length - tailGroups.length).fill('0');
+  const groups = text.includes('::') ? [...headGroups, ...zeros, ...tailGroups] : headGroups;
+  const bytes = Buffer.alloc(16);
+  groups.forEach((group, index) => {
+    bytes.writeUInt16BE(Number.parseInt(group, 16), index * 2);
+  });
+  return bytes;
+}
+
+function replyFor(code: string): number {
+  if (code === 'ECONNREFUSED') return SocksReply.ConnectionRefused;
+  if (code === 'ENETUNREACH') return SocksReply.NetworkUnreachable;
+  if (code === 'EHOSTUNREACH' || code === 'ETIMEDOUT') return SocksReply.HostUnreachable;
+  return SocksReply.GeneralFailure;
+}
+
+export function startSocks5(context: ProxyContext, listener: SocksListener): Server {
+  const server = createServer({ allowHalfOpen: true, noDelay: true });
+  server.on('connection', (client: Socket) => {
+    if (!context.admit(client, listener.name)) return;
+    client.on('error', () => {});
+    new SocksHandshake(context, listener, client);
+  });
+  return server;
+}
+
+type Stage = 'greeting' | 'auth' | 'request' | 'connecting';
+
+class SocksHandshake {
+  private stage: Stage = 'greeting';
+  private pending: Buffer = Buffer.alloc(0);
+  private readonly timer: NodeJS.Timeout;
+  private readonly onData = (chunk: Buffer) => this.receive(chunk);
+
+  constructor(
+    private readonly context: ProxyContext,
+    private readonly listener: SocksListener,
+    private readonly client: Socket,
+  ) {
+    this.timer = setTimeout(() => {
+      context.log.info(
+        { listener: listener.name, client: client.remoteAddress, stage: this.stage },
+        'SOCKS handshake timed out',
+      );
+      client.destroy();
+    }, context.limits.handshakeTimeoutMs);
+    this.timer.unref();
+    client.on('data', this.onData);
+    client.once('close', () => clearTimeout(this.timer));
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.pending.length + chunk.length > MAX_HANDSHAKE_BYTES && this.stage !== 'connecting') {
+      this.fail(
+        `handshake of ${this.pending.length + chunk.length} bytes exceeds the maximum ${MAX_HANDSHAKE_BYTES}`,
+      );
+      return;
+    }
+    this.pending =
+      this.pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.pending, chunk]);
+    if (this.stage === 'connecting') return;
+    this.advance();
+  }
+
+  private advance(): void {
+    while (this.pending.length > 0 && this.stage !== 'connecting') {
+      if (this.stage === 'greeting') {
+        const greeting = parseGreeting(this.pending);
+        if ('need' in greeting) return;
+        if ('error' in greeting) {
+          this.fail(greeting.error);
+          return;
+        }
+        this.consume(greeting.length);
+        const method = this.listener.users.length > 0 ? METHOD_PASSWORD : METHOD_NONE;
+        if (!greeting.value.includes(method)) {
+          this.client.end(Buffer.from([VERSION, METHOD_UNACCEPTABLE]));
+          this.close('no acceptable authentication method');
+          return;
+        }
+        this.client.write(Buffer.from([VERSION, method]));
+        this.stage = method === METHOD_PASSWORD ? 'auth' : 'request';
+      } else if (this.stage === 'auth') {
+        const auth = parseAuth(this.pending);
+        if ('need' in auth) return;
+        if ('error' in auth) {
+          this.fail(auth.error);
+          return;
+        }
+        this.consume(auth.length);
+        const known = this.listener.users.some(
+          (user) => user.username === auth.value.username && user.password === auth.value.password,
+        );
+        if (!known) {
+          this.client.end(Buffer.from([AUTH_VERSION, 0x01]));
+          this.close('authentication failed');
+          return;
+        }
+        this.client.write(Buffer.from([AUTH_VERSION, 0x00]));
+        this.stage = 'request';
+      } else {
+        const request = parseRequest(this.pending);
+        if ('need' in request) return;
+        if ('error' in request) {
+          this.fail(request.error);
+          return;
+        }
+        this.consume(request.length);
+        if (request.value.unsupportedAddressType !== undefined) {
+          this.client.end(replyMessage(SocksReply.AddressTypeNotSupported));
+          this.close(`address type ${request.value.unsupportedAddressType} is not supported`);
+          return;
+        }
+        if (request.value.command !== COMMAND_CONNECT) {
+          this.client.end(replyMessage(SocksReply.CommandNotSupported));
+          this.close(`command ${request.value.command} is not supported; only CONNECT is`);
+          return;
+        }
+        this.stage = 'connecting';
+        this.connect(request.value).catch((error: unknown) => {
+          this.context.log.error(
+            { listener: this.listener.name, err: error },
+            'SOCKS connect failed',
+          );
+          this.client.destroy();
+        });
+      }
+    }
+  }
+
+  private async connect(request: SocksRequest): Promise<void> {
+    const initiator = clientEndpoint(this.client);
+    const result = await openTunnel(
+      this.context,
+      initiator,
+      request.host,
+      request.port,
+      'socks',
+      'socks-0x02',
+    );
+    if (this.client.destroyed) {
+      if (result.kind === 'open') result.upstream.destroy();
+      return;
+    }
+    if (result.kind === 'refused') {
+      this.client.end(replyMessage(SocksReply.NotAllowed));
+      return;
+    }
+    if (result.kind === 'failed') {
+      this.client.end(replyMessage(replyFor(result.code)));
+      return;
+    }
+
+    clearTimeout(this.timer);
+    this.client.off('data', this.onData);
+    const { upstream, flow } = result;
+    this.client.write(
+      replyMessage(SocksReply.Succeeded, upstream.localAddress, upstream.localPort),
+    );
+    const splice = new Splice({
+      client: this.client,
+      upstream,
+      flow,
+      services: this.context,
+      idleTimeoutMs: this.context.limits.idleTimeoutMs,
+      dicom: false,
+      initialClientData: this.pending,
+      onClose: () => this.context.untrack(splice),
+    });
+    this.context.track(splice);
+  }
+
+  private consume(length: number): void {
+    this.pending = this.pending.subarray(length);
+  }
+
+  private fail(reason: string): void {
+    this.client.destroy();
+    this.close(reason);
+  }
+
+  private close(reason: string): void {
+    clearTimeout(this.timer);
+    this.context.log.info(
+      { listener: this.listener.name, client: this.client.remoteAddress, reason },
+      'SOCKS client rejected',
+    );
+  }
+}

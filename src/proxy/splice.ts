@@ -1,0 +1,213 @@
+// Relays bytes between a client socket and an upstream socket through an engine flow. Every
+// chunk goes to the engine before it is forwarded, so a block verdict raised by that chunk
+// stops it: the peer never receives bytes past the cut. Backpressure: when one socket's write
+// buffer is full the other socket is paused until 'drain', so at most one read per direction
+// waits in memory. Half-close is passed on (FIN one way, data may still flow the other way).
+
+import type { Socket } from 'node:net';
+import type { Engine } from '../engine/engine.js';
+import type { EngineFlow } from '../engine/flow.js';
+import type { FlowEndReason, Verdict } from '../engine/front-end.js';
+import type { Millis, Side } from '../engine/types.js';
+import { abortPdu, associateRejectPdu, PduBoundaryTracker, RejectReason } from './dicom-pdu.js';
+
+export interface SpliceServices {
+  engine: Engine;
+  now(): Millis;
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+}
+
+export interface SpliceOptions {
+  client: Socket;
+  upstream: Socket;
+  flow: EngineFlow;
+  services: SpliceServices;
+  idleTimeoutMs: number;
+  /** Frame the streams as DICOM PDUs, so a cut answers with A-ABORT or A-ASSOCIATE-RJ. */
+  dicom: boolean;
+  /** Client bytes read before the splice started (after a CONNECT or SOCKS request). */
+  initialClientData?: Buffer;
+  onClose?: () => void;
+}
+
+/** After sending a DICOM A-ABORT, how long a peer may take to close before it is reset. */
+const ABORT_GRACE_MS = 2000;
+
+export class Splice {
+  /** Bytes written to each peer: [to upstream, to client]. */
+  readonly forwarded: [number, number] = [0, 0];
+  private readonly sockets: [Socket, Socket];
+  private readonly pdus: [PduBoundaryTracker, PduBoundaryTracker] | null;
+  private finished = false;
+  private cut = false;
+  private lastActivity: Millis;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: SpliceOptions) {
+    const { client, upstream, flow } = options;
+    this.sockets = [client, upstream];
+    this.pdus = options.dicom ? [new PduBoundaryTracker(), new PduBoundaryTracker()] : null;
+    this.lastActivity = options.services.now();
+
+    flow.onBlock((verdict) => this.onBlock(verdict));
+    this.wire(0);
+    this.wire(1);
+    this.armIdleTimer();
+    if (options.initialClientData !== undefined && options.initialClientData.length > 0) {
+      this.pass(0, options.initialClientData);
+    }
+  }
+
+  /** Ends the relay gracefully: FIN to both peers (used when draining). */
+  close(): void {
+    for (const socket of this.sockets) socket.end();
+  }
+
+  /** Resets both peers and ends the flow with `reason`. */
+  destroy(reason: FlowEndReason): void {
+    for (const socket of this.sockets) if (!socket.destroyed) socket.resetAndDestroy();
+    this.finish(reason);
+  }
+
+  private wire(side: Side): void {
+    const source = this.sockets[side];
+    const sink = this.sockets[1 - side]!;
+    source.on('data', (chunk: Buffer) => this.pass(side, chunk));
+    sink.on('drain', () => {
+      if (!this.cut) source.resume();
+    });
+    source.on('end', () => {
+      if (!this.cut && !sink.destroyed) sink.end();
+    });
+    source.on('error', (error: NodeJS.ErrnoException) => {
+      const reason: FlowEndReason = error.code === 'ECONNRESET' ? 'rst' : 'error';
+      if (!this.cut) {
+        this.options.services.log.info(
+          {
+            flow: this.options.flow.id,
+            side: side === 0 ? 'client' : 'upstream',
+            code: error.code,
+          },
+          'relayed connection failed',
+        );
+      }
+      // A reset on one side is passed on as a reset to the other.
+      if (!sink.destroyed) sink.resetAndDestroy();
+      this.finish(reason);
+    });
+    source.on('close', () => {
+      if (this.sockets[0].destroyed && this.sockets[1].destroyed) this.finish('fin');
+    });
+  }
+
+  private pass(side: Side, chunk: Buffer): void {
+    if (this.cut || this.finished) return;
+    this.lastActivity = this.options.services.now();
+    this.options.flow.data(side, chunk, this.lastActivity);
+    // The engine may have raised a block verdict on this very chunk: then it is not forwarded.
+    if (this.cut) return;
+
+    this.pdus?.[side].feed(chunk);
+    this.forwarded[side] += chunk.length;
+    const sink = this.sockets[1 - side]!;
+    if (!sink.write(chunk)) this.sockets[side].pause();
+  }
+
+  private onBlock(verdict: Verdict): void {
+    if (this.cut || this.finished) return;
+    this.cut = true;
+    const { flow, services } = this.options;
+    const ts = services.now();
+    const [client, upstream] = this.sockets;
+    client.pause();
+    upstream.pause();
+
+    const rejectAssociation =
+      this.pdus !== null && this.forwarded[0] === 0 && this.pdus[0].firstPduType <= 1;
+    let answer: string;
+    if (rejectAssociation) {
+      // Nothing reached the upstream: reject the association the way a DICOM peer would.
+      answer = 'a-associate-rj';
+      this.endWith(client, associateRejectPdu(RejectReason.NoReasonGiven));
+      upstream.resetAndDestroy();
+    } else if (this.pdus !== null) {
+      answer = 'a-abort';
+      // A-ABORT only where a PDU may start; a peer in the middle of a PDU is reset instead.
+      this.abortOrReset(upstream, this.pdus[0]);
+      this.abortOrReset(client, this.pdus[1]);
+    } else {
+      answer = 'reset';
+      client.resetAndDestroy();
+      upstream.resetAndDestroy();
+    }
+
+    services.engine.emitEnforcement(
+      flow,
+      ts,
+      rejectAssociation ? 'connection-blocked' : 'transfer-cut',
+      {
+        rule: { id: verdict.ruleId, name: verdict.ruleName },
+        tollgate: {
+          enforcement: {
+            answer,
+            reason: verdict.eventAction,
+            bytes_to_upstream: this.forwarded[0],
+            bytes_to_client: this.forwarded[1],
+          },
+        },
+      },
+    );
+    services.log.warn(
+      { flow: flow.id, rule: verdict.ruleId, answer, bytesToUpstream: this.forwarded[0] },
+      rejectAssociation ? 'association rejected' : 'transfer cut',
+    );
+    this.finish(rejectAssociation ? 'refused' : 'cut');
+  }
+
+  private abortOrReset(socket: Socket, pdus: PduBoundaryTracker): void {
+    if (socket.destroyed) return;
+    if (pdus.atBoundary) this.endWith(socket, abortPdu());
+    else socket.resetAndDestroy();
+  }
+
+  /** Sends a final PDU and FIN, then resets the peer if it has not closed after a grace time. */
+  private endWith(socket: Socket, pdu: Buffer): void {
+    socket.end(pdu);
+    socket.on('data', () => {});
+    socket.resume();
+    const timer = setTimeout(() => {
+      if (!socket.destroyed) socket.resetAndDestroy();
+    }, ABORT_GRACE_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  private armIdleTimer(): void {
+    const wait = Math.max(
+      1,
+      this.lastActivity + this.options.idleTimeoutMs - this.options.services.now(),
+    );
+    this.idleTimer = setTimeout(() => {
+      if (this.finished) return;
+      if (this.options.services.now() - this.lastActivity >= this.options.idleTimeoutMs) {
+        this.options.services.log.info(
+          { flow: this.options.flow.id },
+          'relayed connection idle, closing',
+        );
+        this.destroy('idle-timeout');
+      } else {
+        this.armIdleTimer();
+      }
+    }, wait);
+    this.idleTimer.unref();
+  }
+
+  private finish(reason: FlowEndReason): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    const flowReason = this.cut ? (this.options.flow.endReason ?? reason) : reason;
+    this.options.flow.end(this.options.services.now(), flowReason);
+    this.options.onClose?.();
+  }
+}
