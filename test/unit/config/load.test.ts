@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { runConfigCheck } from '../../../src/cli/config-check.js';
 import { loadDefaultConfig } from '../../../src/config/default.js';
 import {
   BUILT_IN_DENIED_DESTINATIONS,
@@ -196,5 +197,20 @@ describe('parseDuration', () => {
   it('rejects zero and unknown units', () => {
     expect(parseDuration('0s')).toMatch(/longer than 0/);
     expect(parseDuration('3 days')).toMatch(/expected a duration/);
+  });
+});
+
+describe('deploy/tollgate.yaml', () => {
+  it('passes config check', () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const status = runConfigCheck(
+      'deploy/tollgate.yaml',
+      { write: (text: string) => out.push(text) } as never,
+      { write: (text: string) => err.push(text) } as never,
+    );
+    expect(err).toEqual([]);
+    expect(status).toBe(0);
+    expect(out.join('')).toContain('offsite-archive (relay 10.20.0.1:11112)');
   });
 });
