@@ -1,6 +1,7 @@
 // The engine: flows from any front-end, their analyzers, the meters, the policy and the events.
 
 import { LRUCache } from 'lru-cache';
+import type { EventAction } from '../events/ecs.js';
 import type { MeterEntry, MeterKeyKind, MeterLabels, MeterStore } from '../meter/store.js';
 import { type HourTotals, hourStart } from '../meter/window.js';
 import type { CidrSet } from '../policy/cidr.js';
@@ -521,7 +522,7 @@ export class Engine implements FlowHost {
     flow: EngineFlow,
     ts: Millis,
     rule: CompiledRule,
-    eventAction: string,
+    eventAction: EventAction,
     extra: Record<string, unknown>,
   ): void {
     const enforced = rule.action === 'block' && !rule.dryRun;
@@ -569,7 +570,7 @@ export class Engine implements FlowHost {
     if (rule.action === 'block') this.maybeBlock(flow, rule, eventAction);
   }
 
-  private maybeBlock(flow: EngineFlow, rule: CompiledRule, eventAction: string): void {
+  private maybeBlock(flow: EngineFlow, rule: CompiledRule, eventAction: EventAction): void {
     if (rule.action !== 'block' || flow.blocked !== null) return;
     const verdict: Verdict = {
       action: 'block',
@@ -669,7 +670,7 @@ interface MeterCounts {
 
 const NO_COUNTS: MeterCounts = { bytes: 0, instances: 0, files: 0, fileBytes: 0 };
 
-function crossingAction(rule: CompiledRule): string {
+function crossingAction(rule: CompiledRule): EventAction {
   if (rule.kind === 'bulk-dicom') return 'bulk-dicom-egress';
   if (rule.kind === 'bulk-copy') return 'bulk-file-copy';
   return 'egress-threshold-exceeded';

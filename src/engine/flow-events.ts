@@ -2,7 +2,13 @@
 // docs/events.md; source.* is the initiator and destination.* the responder, as ECS defines
 // them, and tollgate.remote.* is always the endpoint outside the protected networks.
 
-import { randomUUID } from 'node:crypto';
+import {
+  buildBaseEvent,
+  networkDirection as directionOf,
+  type EventAction,
+  type EventCategory,
+  type EventType,
+} from '../events/ecs.js';
 import type { EngineFlow } from './flow.js';
 import type { Millis } from './types.js';
 
@@ -16,47 +22,35 @@ export interface ObserverInfo {
 
 export interface EventHeader {
   kind: 'event' | 'alert';
-  category: string[];
-  type: string[];
-  action: string;
+  category: EventCategory[];
+  type: EventType[];
+  action: EventAction;
   dataset: string;
   severity?: number;
 }
 
-export function isoTime(ts: Millis): string {
-  return new Date(Math.floor(ts)).toISOString();
-}
-
 /** The fields every event has: time, id, classification and the observer. */
 export function baseEvent(ts: Millis, header: EventHeader, observer: ObserverInfo): EcsEvent {
-  const event: Record<string, unknown> = {
-    id: randomUUID(),
+  const options: Parameters<typeof buildBaseEvent>[0] = {
+    action: header.action,
     kind: header.kind,
     category: header.category,
     type: header.type,
-    action: header.action,
     dataset: header.dataset,
-    module: 'tollgate',
+    ts,
+    observer: { vendor: 'tollgate', product: 'tollgate', ...observer },
   };
-  if (header.severity !== undefined) event.severity = header.severity;
-  return {
-    '@timestamp': isoTime(ts),
-    event,
-    observer: {
-      vendor: 'tollgate',
-      product: 'tollgate',
-      type: observer.type,
-      version: observer.version,
-      hostname: observer.hostname,
-    },
-  };
+  if (header.severity !== undefined) options.severity = header.severity;
+  return buildBaseEvent(options) as unknown as EcsEvent;
 }
 
 /** ECS network.direction from the protected networks' point of view. */
 export function networkDirection(flow: EngineFlow): string {
-  if (flow.category === 'internal') return 'internal';
   if (flow.category === 'unrelated') return 'external';
-  return flow.insideSide === 0 ? 'outbound' : 'inbound';
+  return directionOf(
+    flow.category === 'internal' || flow.insideSide === 0,
+    flow.category === 'internal' || flow.insideSide === 1,
+  );
 }
 
 /** The endpoint and flow fields of every flow-related event. */

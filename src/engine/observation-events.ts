@@ -2,6 +2,7 @@
 // pseudonymizer; anything else that could identify a patient (names in paths) is left to the
 // protocol's own event and documented in docs/events.md.
 
+import type { EventAction, EventCategory, EventType } from '../events/ecs.js';
 import type { EngineFlow } from './flow.js';
 import type { EventHeader } from './flow-events.js';
 import type {
@@ -56,7 +57,12 @@ export function observationEvent(
   }
 }
 
-function header(category: string[], type: string[], action: string, dataset: string): EventHeader {
+function header(
+  category: EventCategory[],
+  type: EventType[],
+  action: EventAction,
+  dataset: string,
+): EventHeader {
   return { kind: 'event', category, type, action, dataset };
 }
 
@@ -205,7 +211,7 @@ function smbFileAccessEvent(access: SmbFileAccess, context: ObservationContext):
 
   const fields: Record<string, unknown> = { file, tollgate: { smb: { file: smbFile } } };
   if (access.user !== '') fields.user = { name: access.user };
-  const type = access.bytesWritten > 0 ? ['access', 'change'] : ['access'];
+  const type: EventType[] = access.bytesWritten > 0 ? ['access', 'change'] : ['access'];
   return { header: header(['file', 'network'], type, 'smb-file-access', 'tollgate.smb'), fields };
 }
 

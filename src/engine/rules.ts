@@ -2,6 +2,7 @@
 // whose conditions match exempts the flow from every rule after it; every other matching rule
 // stays active for the flow and fires when its trigger happens.
 
+import type { EventAction } from '../events/ecs.js';
 import {
   type CompiledRule,
   cloudStorageMatches,
@@ -25,8 +26,8 @@ export function activeRules(rules: readonly CompiledRule[], facts: FlowFacts): C
 export function destinationVerdicts(
   rules: readonly CompiledRule[],
   facts: FlowFacts,
-): Array<{ rule: CompiledRule; eventAction: string }> {
-  const fired: Array<{ rule: CompiledRule; eventAction: string }> = [];
+): Array<{ rule: CompiledRule; eventAction: EventAction }> {
+  const fired: Array<{ rule: CompiledRule; eventAction: EventAction }> = [];
   for (const rule of rules) {
     if (rule.kind === 'cloud-storage' && cloudStorageMatches(rule, facts)) {
       fired.push({ rule, eventAction: 'cloud-storage-transfer' });

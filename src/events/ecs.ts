@@ -14,6 +14,7 @@ export const EVENT_ACTIONS = [
   'egress-meter',
   'egress-threshold-exceeded',
   'bulk-dicom-egress',
+  'bulk-file-copy',
   'cloud-storage-transfer',
   'destination-not-allowed',
   'connection-blocked',
@@ -39,9 +40,13 @@ export type EventType =
   | 'denied'
   | 'allowed'
   | 'access'
+  | 'change'
   | 'protocol';
-/** From the protected networks' point of view, for the flow's initiator (ECS network.direction). */
-export type NetworkDirection = 'egress' | 'ingress' | 'internal' | 'external' | 'unknown';
+/**
+ * ECS network.direction as a perimeter monitor reports it: from the protected networks' point
+ * of view, by which side opened the flow.
+ */
+export type NetworkDirection = 'outbound' | 'inbound' | 'internal' | 'external' | 'unknown';
 /** The outcome of an alert: alerted, blocked, or would have blocked (span mode or dry-run). */
 export type Verdict = 'alert' | 'block' | 'would-block';
 
@@ -62,40 +67,13 @@ export interface EcsEndpoint {
   domain?: string;
 }
 
-export interface TollgateDicomFields {
-  calling_ae_title?: string;
-  called_ae_title?: string;
-  instances?: number;
-  studies?: number;
-  /** Pseudonymized patient identifiers (see Pseudonymizer). */
-  patients?: string[];
-  patient_count?: number;
-  move_destination?: string[];
-  /** DIMSE command counts by command name. */
-  commands?: Record<string, number>;
-  outcome?: string;
-  dataset_bytes?: number;
-  sop_classes?: string[];
-  modalities?: string[];
-}
-
 export interface TollgateFields {
   /** The endpoint outside the protected networks, whichever side opened the flow. */
   remote?: { ip?: string; port?: number; domain?: string; domain_source?: string };
   egress?: { bytes?: number; estimated_missing_bytes?: number };
-  meter?: {
-    start?: string;
-    window?: 'hour' | 'rolling';
-    key?: string;
-    value?: number;
-    threshold?: number;
-  };
-  dicom?: TollgateDicomFields;
   verdict?: Verdict;
   dry_run?: boolean;
-  /** Parse anomaly names seen on the flow, for example 'dicom.pdu_length_exceeds_limit'. */
-  anomalies?: string[];
-  flow_id?: string;
+  /** Protocol and meter fields; docs/events.md lists them per event.action. */
   [key: string]: unknown;
 }
 
@@ -196,8 +174,8 @@ export function networkDirection(
   destinationInside: boolean,
 ): NetworkDirection {
   if (sourceInside && destinationInside) return 'internal';
-  if (sourceInside) return 'egress';
-  if (destinationInside) return 'ingress';
+  if (sourceInside) return 'outbound';
+  if (destinationInside) return 'inbound';
   return 'external';
 }
 
@@ -226,6 +204,7 @@ const DATASET_OF_ACTION: Record<EventAction, string> = {
   'egress-meter': 'tollgate.meter',
   'egress-threshold-exceeded': 'tollgate.alert',
   'bulk-dicom-egress': 'tollgate.alert',
+  'bulk-file-copy': 'tollgate.alert',
   'cloud-storage-transfer': 'tollgate.alert',
   'destination-not-allowed': 'tollgate.alert',
   'connection-blocked': 'tollgate.alert',

@@ -81,8 +81,8 @@ describe('buildBaseEvent', () => {
 
 describe('networkDirection', () => {
   test.each([
-    [true, false, 'egress'],
-    [false, true, 'ingress'],
+    [true, false, 'outbound'],
+    [false, true, 'inbound'],
     [true, true, 'internal'],
     [false, false, 'external'],
   ] as const)('source inside %s, destination inside %s -> %s', (source, destination, expected) => {
