@@ -268,7 +268,7 @@ function issueMessage(issue: z.core.$ZodIssue): string {
   return issue.message;
 }
 
-/** The offset of the deepest YAML node on `path` that exists, or 0. */
+/** Finds the offset of the deepest YAML node on `path` that exists, or returns 0. */
 function offsetOf(root: unknown, path: readonly PathSegment[], atKey: boolean): number {
   let node = root;
   let offset = rangeStart(node) ?? 0;

@@ -19,7 +19,7 @@ export type LookupFunction = (name: string) => Promise<Array<{ address: string; 
 export const systemLookup: LookupFunction = (name) =>
   dnsLookup(name, { all: true, verbatim: true });
 
-/** Why a destination was refused; `ruleId` names what refused it in events and replies. */
+/** The reason a destination was refused. `ruleId` names the rule in events and replies. */
 export interface Refusal {
   reason: 'policy' | 'denied-destination' | 'gateway-address' | 'invalid-name' | 'not-resolved';
   ruleId: string;
@@ -104,7 +104,7 @@ export class DestinationGuard {
     return { ok: true, address: addresses[0]!, name };
   }
 
-  /** The policy's verdict on the name alone, before any DNS query leaves the gateway. */
+  /** Checks the name alone against the policy, before any DNS query leaves the gateway. */
   private checkName(request: DestinationRequest, name: string): Refusal | null {
     if (!this.options.protectedNetworks().has(request.client.ip)) return null;
     // The name is checked with an address no rule matches. Only a cloud-storage verdict is

@@ -16,13 +16,13 @@ export const RejectReason = {
   CalledAeNotRecognized: 7,
 } as const;
 
-/** An A-ABORT PDU from the service provider with reason 0 (reason not specified). */
+/** Builds an A-ABORT PDU from the service provider with reason 0 (reason not specified). */
 export function abortPdu(): Buffer {
   // type, reserved, length 4, reserved, reserved, source, reason
   return Buffer.from([PduType.Abort, 0, 0, 0, 0, 4, 0, 0, ABORT_SOURCE_PROVIDER, 0]);
 }
 
-/** An A-ASSOCIATE-RJ PDU: rejected permanently by the service user, for `reason`. */
+/** Builds an A-ASSOCIATE-RJ PDU: rejected permanently by the service user, for `reason`. */
 export function associateRejectPdu(reason: number): Buffer {
   // type, reserved, length 4, reserved, result, source, reason
   return Buffer.from([

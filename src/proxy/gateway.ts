@@ -48,7 +48,7 @@ export interface GatewayStats {
   upstreamFailures: number;
 }
 
-/** What a listener needs from the gateway. */
+/** Services the gateway provides to its listeners. */
 export interface ProxyContext {
   readonly engine: Engine;
   readonly limits: GatewayLimits;

@@ -138,7 +138,7 @@ async function tunnel(
   context.track(splice);
 }
 
-/** The request's headers without hop-by-hop ones, as a flat raw list. */
+/** Copies the end-to-end headers of a flat raw header list, dropping hop-by-hop ones. */
 function endToEndHeaders(raw: readonly string[]): string[] {
   const named = new Set(HOP_BY_HOP);
   for (let i = 0; i + 1 < raw.length; i += 2) {

@@ -107,7 +107,7 @@ function ipv6Text(bytes: Buffer): string {
   return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
 }
 
-/** A reply with the bound address of the upstream socket, or 0.0.0.0:0 on failure. */
+/** Encodes a reply with the bound address of the upstream socket, or 0.0.0.0:0 on failure. */
 export function replyMessage(code: number, address = '0.0.0.0', port = 0): Buffer {
   if (isIPv6(address)) {
     const reply = Buffer.alloc(22);

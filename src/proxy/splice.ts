@@ -23,7 +23,7 @@ export interface SpliceOptions {
   flow: EngineFlow;
   services: SpliceServices;
   idleTimeoutMs: number;
-  /** Frame the streams as DICOM PDUs, so a cut answers with A-ABORT or A-ASSOCIATE-RJ. */
+  /** Frame the streams as DICOM PDUs, so a cut sends A-ABORT or A-ASSOCIATE-RJ. */
   dicom: boolean;
   /** Client bytes read before the splice started (after a CONNECT or SOCKS request). */
   initialClientData?: Buffer;

@@ -1,7 +1,7 @@
 // The inline gateway with real clients: curl through the HTTP proxy and SOCKS5, storescu through
 // a DICOM relay to storescp, openssl s_server behind a CONNECT tunnel. Every server listens on
-// 127.0.0.x; "outside" targets are 127.0.0.2 and 127.0.0.3, and names are mapped to them by a
-// lookup function the test gives the gateway, so no query or packet leaves the machine.
+// 127.0.0.x, and the "outside" targets are 127.0.0.2 and 127.0.0.3. A lookup function the test
+// gives the gateway maps names to them, so no query or packet leaves the machine.
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
