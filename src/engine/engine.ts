@@ -559,12 +559,12 @@ export class Engine implements FlowHost {
         severity: rule.severity,
       },
       mergeFields(
-        { '@timestamp': '' },
         {
+          '@timestamp': '',
           rule: { id: rule.id, name: rule.name, ruleset: this.policy.name },
           tollgate: { verdict, dry_run: rule.dryRun },
-          ...extra,
         },
+        extra,
       ),
     );
     if (rule.action === 'block') this.maybeBlock(flow, rule, eventAction);

@@ -224,3 +224,17 @@ describe('Engine destination rules', () => {
     expect(alerted).toEqual(['203.0.113.12']);
   });
 });
+
+describe('Engine alert fields', () => {
+  it('puts the verdict and the meter on threshold alerts', () => {
+    const { engine, events } = engineWith(THRESHOLD_RULE);
+    send(open(engine, '203.0.113.13', T0), 60 * MB, T0 + MINUTE);
+    engine.finish(T0 + 2 * MINUTE);
+    const [alert] = events().filter((event) => event.event.action === 'egress-threshold-exceeded');
+    expect(alert!.tollgate.verdict).toBe('alert');
+    expect(alert!.tollgate.dry_run).toBe(false);
+    expect(alert!.tollgate.meter.measure).toBe('bytes');
+    expect(alert!.tollgate.meter.limit).toBe(50 * MB);
+    expect(alert!.rule.ruleset).toBe('test');
+  });
+});
