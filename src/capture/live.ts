@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { PassThrough } from 'node:stream';
 
 export interface LiveCaptureOptions {
   interface: string;
@@ -94,6 +95,11 @@ export function startLiveCapture(options: LiveCaptureOptions): {
   ];
   if (options.bpf !== undefined && options.bpf.trim() !== '') args.push('--', options.bpf);
   const child = spawn(executable, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // tcpdump closes its output before its exit status is known. The returned stream therefore
+  // ends only after the exit, so a failed start reaches the reader as an error, not as an empty
+  // capture.
+  const output = new PassThrough();
+  child.stdout.pipe(output, { end: false });
 
   let stopping = false;
   let stderr = '';
@@ -103,9 +109,7 @@ export function startLiveCapture(options: LiveCaptureOptions): {
   });
   child.on('error', (error: NodeJS.ErrnoException) => {
     const hint = error.code === 'EACCES' ? PERMISSION_HINT : INSTALL_HINT;
-    child.stdout.destroy(
-      new LiveCaptureError(`tcpdump failed to start: ${hint}`, { cause: error }),
-    );
+    output.destroy(new LiveCaptureError(`tcpdump failed to start: ${hint}`, { cause: error }));
   });
 
   const exited = new Promise<LiveCaptureSummary>((resolve) => {
@@ -115,8 +119,10 @@ export function startLiveCapture(options: LiveCaptureOptions): {
         const lastLine = stderr.trim().split('\n').pop() ?? '';
         const message = denied
           ? `tcpdump has no permission to capture on '${options.interface}': ${PERMISSION_HINT}`
-          : `tcpdump exited with code ${exitCode}: ${lastLine}`;
-        child.stdout.destroy(new LiveCaptureError(message));
+          : `tcpdump failed to capture on '${options.interface}' (exit code ${exitCode}): ${lastLine}`;
+        output.destroy(new LiveCaptureError(message));
+      } else {
+        output.end();
       }
       resolve({
         captured: readCount(stderr, 'captured'),
@@ -130,7 +136,7 @@ export function startLiveCapture(options: LiveCaptureOptions): {
   });
 
   return {
-    stream: child.stdout,
+    stream: output,
     async stop() {
       stopping = true;
       if (child.exitCode === null && child.signalCode === null) {
