@@ -147,7 +147,7 @@ export type Observation =
       requestBodyBytes: number;
       responseStatus?: number;
       responseBodyBytes: number;
-      /** True when the exchange ended before a response arrived. */
+      /** True when the exchange ended before its response was complete. */
       incomplete: boolean;
     }
   | { kind: 'tls-client-hello'; serverName?: string; alpn: string[]; version: number }

@@ -33,6 +33,10 @@ export class HttpAnalyzer implements Analyzer {
   private sending: Exchange | null = null;
   private remoteNameSent = false;
   private stopped = false;
+  /** True once a gap broke the pairing of requests and responses on this flow. */
+  private pairingLost = false;
+  /** True while the response being parsed answers a request that was never seen. */
+  private unpairedResponse = false;
 
   constructor(
     _flow: FlowView,
@@ -57,9 +61,17 @@ export class HttpAnalyzer implements Analyzer {
         head: (head, ts) => this.responseHead(head, ts),
         body: (bytes) => {
           const exchange = this.awaiting[0];
-          if (exchange !== undefined) exchange.fields.responseBodyBytes += bytes;
+          if (exchange !== undefined && !this.unpairedResponse) {
+            exchange.fields.responseBodyBytes += bytes;
+          }
         },
-        messageEnd: (ts) => this.finishExchange(ts),
+        messageEnd: (ts) => {
+          if (this.unpairedResponse) {
+            this.unpairedResponse = false;
+          } else {
+            this.finishExchange(ts);
+          }
+        },
         anomaly: (name, ts, details, fatal) => this.report(name, ts, details, fatal),
       },
       limits,
@@ -78,21 +90,44 @@ export class HttpAnalyzer implements Analyzer {
   gap(side: Side, length: number, ts: Millis): void {
     if (this.stopped) return;
     const parser = side === 0 ? this.requests : this.responses;
-    // NOTE: a gap outside a counted body ends parsing for the flow; there is no resync on the
-    // next request line yet.
-    if (!parser.gap(length, ts)) this.fail('http.gap', ts, { side, bytes: length });
+    if (parser.gap(length, ts)) return;
+    this.sink.anomaly('http.gap', ts, { side, bytes: length });
+    this.pairingLost = true;
+    if (side === 0) {
+      // Requests read before the gap keep their place in the queue, so their responses still
+      // pair with them.
+      // NOTE: responses to requests lost inside the gap pair with the next requests read.
+      this.sending = null;
+      this.requests.resync('request');
+      return;
+    }
+    // The lost bytes may hold the responses of any waiting request, so none of them can be
+    // paired any more.
+    this.reportAwaitingIncomplete(ts);
+    this.unpairedResponse = false;
+    this.responses.resync('response');
   }
 
   end(ts: Millis): void {
-    if (!this.stopped && this.responses.readingUntilClose && this.awaiting.length > 0) {
+    if (
+      !this.stopped &&
+      this.responses.readingUntilClose &&
+      !this.unpairedResponse &&
+      this.awaiting.length > 0
+    ) {
       this.finishExchange(ts);
     }
+    this.reportAwaitingIncomplete(ts);
+    this.stop();
+  }
+
+  private reportAwaitingIncomplete(ts: Millis): void {
     for (const exchange of this.awaiting) {
       exchange.fields.incomplete = true;
       this.sink.observe({ ...exchange.fields }, ts);
     }
     this.awaiting.length = 0;
-    this.stop();
+    this.sending = null;
   }
 
   private requestHead(head: MessageHead, ts: Millis): BodyFraming {
@@ -171,8 +206,18 @@ export class HttpAnalyzer implements Analyzer {
     }
     const exchange = this.awaiting[0];
     if (exchange === undefined) {
-      this.fail('http.unexpected_response', ts, { status });
-      return { kind: 'count-only' };
+      if (!this.pairingLost) {
+        this.fail('http.unexpected_response', ts, { status });
+        return { kind: 'count-only' };
+      }
+      // After a gap this answers a request that was lost: frame it and report nothing.
+      // NOTE: a lost HEAD request makes its response look like one with a body.
+      if (status === 101) {
+        this.stop();
+        return { kind: 'count-only' };
+      }
+      this.unpairedResponse = true;
+      return status < 200 ? { kind: 'none' } : this.responseFraming(head, status, false, ts);
     }
     exchange.fields.responseStatus = status;
 
@@ -183,8 +228,18 @@ export class HttpAnalyzer implements Analyzer {
       return { kind: 'count-only' };
     }
     if (status < 200) return { kind: 'none' };
-    // RFC 9112 section 6.3: these responses end at the empty line after the header section.
-    if (exchange.head || status === 204 || status === 304) return { kind: 'none' };
+    return this.responseFraming(head, status, exchange.head, ts);
+  }
+
+  /** The body framing of a final response (RFC 9112 section 6.3). */
+  private responseFraming(
+    head: MessageHead,
+    status: number,
+    requestWasHead: boolean,
+    ts: Millis,
+  ): BodyFraming {
+    // These responses end at the empty line after the header section.
+    if (requestWasHead || status === 204 || status === 304) return { kind: 'none' };
     if (head.transferCodings !== undefined) {
       if (head.contentLength !== undefined) {
         this.sink.anomaly('http.ambiguous_length', ts, { contentLength: head.contentLength });

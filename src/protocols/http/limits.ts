@@ -13,6 +13,8 @@ export interface HttpLimits {
   maxTargetChars: number;
   /** Content-Type values longer than this are truncated. */
   maxContentTypeChars: number;
+  /** Bytes scanned for the next start line after a gap before parsing stops for the flow. */
+  maxResyncBytes: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = {
@@ -22,12 +24,14 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = {
   maxUserAgentChars: 512,
   maxTargetChars: 2048,
   maxContentTypeChars: 256,
+  maxResyncBytes: 1024 * 1024,
 };
 
 /**
- * Anomaly names reported to the sink. After any of them except `http.obsolete_line_folding`
- * and `http.ambiguous_length` the analyzer stops parsing the flow and only the engine's byte
- * counters go on.
+ * Anomaly names reported to the sink. After any of them except `http.obsolete_line_folding`,
+ * `http.ambiguous_length`, `http.gap` and `http.resynced` the analyzer stops parsing the flow and
+ * only the engine's byte counters go on. After `http.gap` the analyzer scans for the next start
+ * line and reports `http.resynced` when it finds one or `http.resync_failed` when it gives up.
  */
 export type HttpAnomaly =
   | 'http.bad_request_line'
@@ -42,4 +46,6 @@ export type HttpAnomaly =
   | 'http.chunk_line_too_long'
   | 'http.pipeline_too_deep'
   | 'http.unexpected_response'
-  | 'http.gap';
+  | 'http.gap'
+  | 'http.resynced'
+  | 'http.resync_failed';

@@ -56,7 +56,11 @@ type State =
   | 'chunk-data-end'
   | 'trailers'
   | 'until-close'
+  | 'resync'
   | 'count-only';
+
+/** The start line a resync scan looks for: a request line or a status line. */
+export type StartLineKind = 'request' | 'response';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -65,6 +69,31 @@ const CR = 0x0d;
 const MAX_CONTENT_LENGTH_DIGITS = 15;
 /** 13 hex digits keep a chunk size below 2^52. */
 const MAX_CHUNK_SIZE_DIGITS = 13;
+/**
+ * Longest line a resync scan keeps to test as a start line. RFC 9112 section 3 recommends
+ * accepting request lines of at least 8000 octets; longer lines are skipped.
+ */
+const MAX_RESYNC_LINE_BYTES = 8192;
+
+/** RFC 9112 section 3: method SP request-target SP HTTP-version, the method an RFC 9110 token. */
+const REQUEST_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e]+ HTTP\/1\.[01]\r$/;
+/**
+ * The methods RFC 9110 section 9 defines. No one of them is a suffix of another, so a request
+ * line cut inside its method by a gap cannot pass as one of them.
+ */
+const STANDARD_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+]);
+/** RFC 9112 section 4: HTTP-version SP status-code SP [ reason-phrase ]. */
+const STATUS_LINE = /^HTTP\/1\.[01] [1-5][0-9]{2}(?: [^\r\n]*)?\r$/;
 
 const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
@@ -94,6 +123,14 @@ export class MessageParser {
   private head: MessageHead | null = null;
   /** Details of an invalid or conflicting Content-Length in the current head, if any. */
   private contentLengthProblem: Record<string, string | number> | null = null;
+  /** The start line the resync scan looks for. */
+  private resyncKind: StartLineKind = 'request';
+  /** Bytes scanned since the resync began, checked against maxResyncBytes. */
+  private resyncScanned = 0;
+  /** True while the scan reads the first line after a gap, which may be the tail of a line. */
+  private resyncFirstLine = false;
+  /** True while the current line is longer than MAX_RESYNC_LINE_BYTES and is being skipped. */
+  private resyncLineTooLong = false;
 
   constructor(
     private readonly events: MessageEvents,
@@ -125,6 +162,9 @@ export class MessageParser {
         case 'until-close':
           this.events.body(chunk.length - offset);
           return;
+        case 'resync':
+          offset = this.scanForStartLine(chunk, offset, ts);
+          break;
         case 'body-length':
         case 'chunk-data': {
           const take = Math.min(this.remaining, chunk.length - offset);
@@ -142,10 +182,17 @@ export class MessageParser {
 
   /**
    * Account for `length` bytes that were never seen. Returns false when the gap falls outside a
-   * counted body, so the parser lost its place; it then counts only.
+   * counted body, so the parser lost its place; it then counts only until `resync` is called.
    */
   gap(length: number, ts: number): boolean {
     if (this.state === 'count-only') return true;
+    if (this.state === 'resync') {
+      this.resyncFirstLine = true;
+      this.resyncLineTooLong = false;
+      this.pending = null;
+      this.pendingLength = 0;
+      return true;
+    }
     if (this.state === 'until-close') {
       this.events.body(length);
       return true;
@@ -158,6 +205,78 @@ export class MessageParser {
     }
     this.stop();
     return false;
+  }
+
+  /**
+   * Scan for the next line that is a whole request line (or status line, for `response`) and
+   * parse on from there. The first line after a gap may be the tail of a line, so it is taken
+   * as a request line only when its method is one RFC 9110 defines. After maxResyncBytes
+   * scanned without a match the parser reports 'http.resync_failed' and counts only.
+   */
+  resync(kind: StartLineKind): void {
+    this.state = 'resync';
+    this.resyncKind = kind;
+    this.resyncScanned = 0;
+    this.resyncFirstLine = true;
+    this.resyncLineTooLong = false;
+    this.pending = null;
+    this.pendingLength = 0;
+    this.sectionBytes = 0;
+    this.head = null;
+  }
+
+  /** Consume one line (or the rest of the chunk) while resyncing; returns the next offset. */
+  private scanForStartLine(chunk: Buffer, offset: number, ts: number): number {
+    const newline = chunk.indexOf(LF, offset);
+    const lineEnd = newline === -1 ? chunk.length : newline;
+    const next = newline === -1 ? chunk.length : newline + 1;
+    this.resyncScanned += next - offset;
+    if (this.resyncScanned > this.limits.maxResyncBytes) {
+      this.stop();
+      this.events.anomaly(
+        'http.resync_failed',
+        ts,
+        { bytes: this.resyncScanned, limit: this.limits.maxResyncBytes },
+        true,
+      );
+      return chunk.length;
+    }
+    if (this.resyncLineTooLong || this.pendingLength + (lineEnd - offset) > MAX_RESYNC_LINE_BYTES) {
+      this.resyncLineTooLong = true;
+      this.pending = null;
+      this.pendingLength = 0;
+    } else if (newline === -1) {
+      this.appendPending(chunk.subarray(offset));
+    } else {
+      let line = chunk.subarray(offset, newline);
+      if (this.pending !== null) {
+        this.appendPending(line);
+        line = this.pending.subarray(0, this.pendingLength);
+      }
+      if (this.isStartLine(line.toString('latin1'))) {
+        const skipped = this.resyncScanned - (line.length + 1);
+        this.pending = null;
+        this.pendingLength = 0;
+        this.sectionBytes = line.length + 1;
+        this.startMessage(line.subarray(0, line.length - 1));
+        this.events.anomaly('http.resynced', ts, { skipped }, false);
+        return next;
+      }
+    }
+    if (newline !== -1) {
+      this.pending = null;
+      this.pendingLength = 0;
+      this.resyncLineTooLong = false;
+      this.resyncFirstLine = false;
+    }
+    return next;
+  }
+
+  /** Tests a whole line, CR included, against the start line the resync scan looks for. */
+  private isStartLine(text: string): boolean {
+    if (this.resyncKind === 'response') return STATUS_LINE.test(text);
+    if (!REQUEST_LINE.test(text)) return false;
+    return !this.resyncFirstLine || STANDARD_METHODS.has(text.slice(0, text.indexOf(' ')));
   }
 
   private finishFramedPart(ts: number): void {

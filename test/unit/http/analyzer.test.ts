@@ -306,14 +306,17 @@ describe('HTTP anomalies and limits', () => {
     ]);
   });
 
-  it('reports a gap outside a body and stops', () => {
+  it('reports a gap outside a body and resyncs', () => {
     const sink = run([
       request('GET /a HTTP/1.1\n\n'),
       { side: 0, gap: 100 },
       request('GET /b HTTP/1.1\n\n'),
     ]);
-    expect(sink.anomalies).toEqual([{ name: 'http.gap', details: { side: 0, bytes: 100 } }]);
-    expect(sink.ofKind('http-request').map((exchange) => exchange.target)).toEqual(['/a']);
+    expect(sink.anomalies).toEqual([
+      { name: 'http.gap', details: { side: 0, bytes: 100 } },
+      { name: 'http.resynced', details: { skipped: 0 } },
+    ]);
+    expect(sink.ofKind('http-request').map((exchange) => exchange.target)).toEqual(['/a', '/b']);
   });
 
   it('reports a gap longer than the remaining body', () => {
