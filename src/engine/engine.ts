@@ -1,7 +1,7 @@
 // The engine: flows from any front-end, their analyzers, the meters, the policy and the events.
 
 import { LRUCache } from 'lru-cache';
-import type { EventAction } from '../events/ecs.js';
+import type { Verdict as EcsVerdict, EventAction } from '../events/ecs.js';
 import type { MeterEntry, MeterKeyKind, MeterLabels, MeterStore } from '../meter/store.js';
 import { type HourTotals, hourStart } from '../meter/window.js';
 import type { CidrSet } from '../policy/cidr.js';
@@ -471,7 +471,10 @@ export class Engine implements FlowHost {
 
       const { crossing, over } = meter.check(entry);
       if (crossing !== null) this.raiseMeterAlert(flow, ts, crossing);
-      if (over) this.maybeBlock(flow, meter.rule, crossingAction(meter.rule));
+      if (over && meter.rule.action === 'block')
+        this.maybeBlock(flow, meter.rule, crossingAction(meter.rule));
+      if (over && meter.rule.action === 'throttle')
+        this.maybeThrottle(flow, meter.rule, crossingAction(meter.rule));
     }
   }
 
@@ -526,12 +529,10 @@ export class Engine implements FlowHost {
     extra: Record<string, unknown>,
   ): void {
     const enforced = rule.action === 'block' && !rule.dryRun;
-    const verdict =
-      rule.action === 'block'
-        ? this.options.mode === 'span' || rule.dryRun
-          ? 'would-block'
-          : 'block'
-        : 'alert';
+    const wouldOnly = this.options.mode === 'span' || rule.dryRun;
+    let verdict: EcsVerdict = 'alert';
+    if (rule.action === 'block') verdict = wouldOnly ? 'would-block' : 'block';
+    else if (rule.action === 'throttle') verdict = wouldOnly ? 'would-throttle' : 'throttle';
     this.stats.countAlert(rule.id, rule.name);
     if (this.alerts.length < MAX_LISTED_ALERTS) {
       this.alerts.push({
@@ -568,6 +569,20 @@ export class Engine implements FlowHost {
       ),
     );
     if (rule.action === 'block') this.maybeBlock(flow, rule, eventAction);
+    if (rule.action === 'throttle') this.maybeThrottle(flow, rule, eventAction);
+  }
+
+  private maybeThrottle(flow: EngineFlow, rule: CompiledRule, eventAction: EventAction): void {
+    if (this.options.mode !== 'inline' || rule.dryRun || rule.rateBytesPerSecond === undefined)
+      return;
+    flow.throttle({
+      action: 'throttle',
+      ruleId: rule.id,
+      ruleName: rule.name,
+      eventAction,
+      dryRun: false,
+      rateBytesPerSecond: rule.rateBytesPerSecond,
+    });
   }
 
   private maybeBlock(flow: EngineFlow, rule: CompiledRule, eventAction: EventAction): void {
