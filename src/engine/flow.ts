@@ -75,6 +75,8 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
   /** Rule ids that already raised their alert on this flow. */
   readonly firedRules = new Set<string>();
   blocked: Verdict | null = null;
+  /** Throttle verdicts in force, at most one per rule. */
+  readonly throttles: Verdict[] = [];
   /** Meter entries this flow adds to, cached by store; revalidated when evicted. */
   readonly meterEntries = new Map<object, MeterEntry>();
 
@@ -85,6 +87,7 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     [null, null];
   private undecidedBytes = 0;
   private readonly blockListeners: Array<(verdict: Verdict) => void> = [];
+  private readonly throttleListeners: Array<(verdict: Verdict) => void> = [];
 
   constructor(
     private readonly host: FlowHost,
@@ -200,6 +203,18 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     if (this.blocked !== null) return;
     this.blocked = verdict;
     for (const listener of this.blockListeners) listener(verdict);
+  }
+
+  onThrottle(listener: (verdict: Verdict) => void): void {
+    this.throttleListeners.push(listener);
+    for (const verdict of this.throttles) listener(verdict);
+  }
+
+  /** Records a throttle verdict once per rule and tells the front-end. */
+  throttle(verdict: Verdict): void {
+    if (this.throttles.some((known) => known.ruleId === verdict.ruleId)) return;
+    this.throttles.push(verdict);
+    for (const listener of this.throttleListeners) listener(verdict);
   }
 
   // AnalyzerSink

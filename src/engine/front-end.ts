@@ -14,9 +14,12 @@ export type FlowEndReason =
   | 'refused'
   | 'error';
 
-export type VerdictAction = 'allow' | 'alert' | 'block';
+export type VerdictAction = 'allow' | 'alert' | 'throttle' | 'block';
 
-/** A rule decision about one flow. Inline front-ends act on `block`; span front-ends only report. */
+/**
+ * A rule decision about one flow. Inline front-ends act on `block` and `throttle`; span
+ * front-ends only report.
+ */
 export interface Verdict {
   action: VerdictAction;
   ruleId: string;
@@ -25,6 +28,8 @@ export interface Verdict {
   eventAction: string;
   /** True when the rule is in dry-run: the verdict is reported but must not be enforced. */
   dryRun: boolean;
+  /** throttle: egress bytes per second allowed to the flow's remote, shared by its flows. */
+  rateBytesPerSecond?: number;
 }
 
 export interface FlowOpenOptions {
@@ -48,4 +53,9 @@ export interface FlowHandle {
   end(ts: Millis, reason: FlowEndReason): void;
   /** Verdicts with action `block` that are not dry-run; inline front-ends cut the flow on them. */
   onBlock(listener: (verdict: Verdict) => void): void;
+  /**
+   * Verdicts with action `throttle` that are not dry-run, once per rule; inline front-ends cap
+   * the flow's egress at the verdict's rate. Throttles raised before the call are replayed.
+   */
+  onThrottle(listener: (verdict: Verdict) => void): void;
 }

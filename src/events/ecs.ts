@@ -47,8 +47,11 @@ export type EventType =
  * of view, by which side opened the flow.
  */
 export type NetworkDirection = 'outbound' | 'inbound' | 'internal' | 'external' | 'unknown';
-/** The outcome of an alert: alerted, blocked, or would have blocked (span mode or dry-run). */
-export type Verdict = 'alert' | 'block' | 'would-block';
+/**
+ * The outcome of an alert: alerted, throttled or blocked, or would have throttled or blocked
+ * (span mode or dry-run).
+ */
+export type Verdict = 'alert' | 'throttle' | 'would-throttle' | 'block' | 'would-block';
 
 export interface EcsObserver {
   vendor: 'tollgate';

@@ -36,6 +36,7 @@ type KindField =
   | 'action'
   | 'severity'
   | 'dry_run'
+  | 'rate'
   | 'destinations'
   | 'user_agents'
   | 'allowed'
@@ -51,7 +52,7 @@ interface KindFields {
   allowed: KindField[];
 }
 
-const ALERTING: KindField[] = ['action', 'severity', 'dry_run'];
+const ALERTING: KindField[] = ['action', 'severity', 'dry_run', 'rate'];
 
 const KIND_FIELDS: Record<RuleKind, KindFields> = {
   allow: { required: [], allowed: [] },
@@ -75,6 +76,7 @@ const ALL_KIND_FIELDS = Object.keys({
   action: 0,
   severity: 0,
   dry_run: 0,
+  rate: 0,
   destinations: 0,
   user_agents: 0,
   allowed: 0,
@@ -177,6 +179,17 @@ export class RuleCompiler {
       }
     }
 
+    if (rule.action === 'throttle' && rule.rate === undefined) {
+      this.fail(
+        [...path, 'action'],
+        'action throttle requires rate (bytes per second, like "1MB")',
+      );
+    } else if (rule.rate !== undefined && rule.action !== 'throttle' && rule.kind !== 'allow') {
+      this.fail([...path, 'rate'], 'rate is allowed only with action throttle', { atKey: true });
+    } else if (rule.rate === 0) {
+      this.fail([...path, 'rate'], 'rate must be at least 1 byte per second');
+    }
+
     const when = this.compileConditions(rule.when, [...path, 'when']);
     const destinations = rule.destinations
       ? this.compileRefs(rule.destinations, [...path, 'destinations'])
@@ -200,6 +213,7 @@ export class RuleCompiler {
     if (destinations) compiled.destinations = destinations;
     if (rule.user_agents) compiled.userAgents = rule.user_agents.map((ua) => ua.toLowerCase());
     if (allowed) compiled.allowed = allowed;
+    if (rule.rate !== undefined) compiled.rateBytesPerSecond = rule.rate;
     if (rule.threshold !== undefined) compiled.thresholdBytes = rule.threshold;
     if (rule.instances !== undefined) compiled.instances = rule.instances;
     if (rule.files !== undefined) compiled.files = rule.files;

@@ -20,7 +20,7 @@ export type RuleKind = (typeof RULE_KINDS)[number];
 export const POLICY_PROTOCOLS = ['dicom', 'http', 'tls', 'smb', 'unknown'] as const;
 export type PolicyProtocol = (typeof POLICY_PROTOCOLS)[number];
 
-export type RuleAction = 'allow' | 'alert' | 'block';
+export type RuleAction = 'allow' | 'alert' | 'throttle' | 'block';
 /** Meter key of a threshold rule: per remote, per (source, remote) pair, or per user. */
 export type MeterPer = 'remote' | 'source-remote' | 'user';
 /** Meter windows a threshold applies to: UTC hour buckets, the rolling 60 minutes, or both. */
@@ -64,8 +64,10 @@ export interface CompiledRule {
   id: string;
   name: string;
   kind: RuleKind;
-  /** 'allow' for allow rules; 'alert' or 'block' otherwise. */
+  /** 'allow' for allow rules; 'alert', 'throttle' or 'block' otherwise. */
   action: RuleAction;
+  /** throttle: egress bytes per second allowed per remote once the rule fires. */
+  rateBytesPerSecond?: number;
   /** 1..100, the ECS event.severity of the alerts this rule raises; 0 for allow rules. */
   severity: number;
   enabled: boolean;

@@ -198,7 +198,9 @@ export const ruleSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9-]+$/, 'a rule id uses only a-z, 0-9 and "-"'),
   name: z.string().min(1, 'a rule name must not be empty'),
   kind: z.enum(RULE_KINDS),
-  action: z.enum(['alert', 'block']).optional(),
+  action: z.enum(['alert', 'throttle', 'block']).optional(),
+  /** Bytes per second a throttle rule allows per remote, as a size ("1MB" means 1 MB/s). */
+  rate: parsed(parseSize).optional(),
   severity: z
     .number()
     .int('severity must be an integer from 1 to 100')

@@ -23,6 +23,7 @@ import { startHttpProxy } from './http-proxy.js';
 import { startRelay } from './relay.js';
 import { startSocks5 } from './socks5.js';
 import type { Splice } from './splice.js';
+import { RateLimiterRegistry } from './throttle.js';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -55,6 +56,8 @@ export interface ProxyContext {
   readonly guard: DestinationGuard;
   readonly log: Logger;
   readonly stats: GatewayStats;
+  /** Bandwidth caps of throttle verdicts, shared by the flows to one remote. */
+  readonly rateLimiters: RateLimiterRegistry;
   now(): Millis;
   /** Accepts or rejects a new client socket; rejected sockets are already destroyed. */
   admit(socket: Socket, listener: string): boolean;
@@ -93,6 +96,7 @@ export class Gateway implements ProxyContext {
     refusedDestinations: 0,
     upstreamFailures: 0,
   };
+  readonly rateLimiters = new RateLimiterRegistry();
   /** Bound listeners, in configuration order, with their actual ports. */
   readonly servers: Array<{ name: string; server: Server; address: HostPort }> = [];
 

@@ -17,6 +17,7 @@ import { parseHostPort } from '../config/schema.js';
 import type { Refusal } from './destination.js';
 import { clientEndpoint, type ProxyContext } from './gateway.js';
 import { Splice } from './splice.js';
+import { EgressThrottle } from './throttle.js';
 import { openTunnel } from './tunnel.js';
 
 type HttpProxyListener = Extract<Listener, { type: 'http-proxy' }>;
@@ -214,6 +215,23 @@ async function forward(
   }
   const flow = context.openFlow({ initiator: client, responder: { ip: decision.address, port } });
   let cut = false;
+  // The request body is the egress: a throttle verdict delays its writes to the upstream.
+  const throttle = new EgressThrottle({
+    registry: context.rateLimiters,
+    remoteIp: flow.remote.ip,
+    now: () => context.now(),
+    pauseSource: () => req.pause(),
+    resumeSource: () => {
+      if (!cut) req.resume();
+    },
+  });
+  flow.onThrottle((verdict) => {
+    throttle.add(verdict);
+    context.log.info(
+      { flow: flow.id, rule: verdict.ruleId, bytesPerSecond: verdict.rateBytesPerSecond },
+      'egress throttled',
+    );
+  });
   flow.onBlock((verdict) => {
     cut = true;
     context.engine.emitEnforcement(flow, context.now(), 'transfer-cut', {
@@ -228,6 +246,7 @@ async function forward(
       },
     });
     context.log.warn({ flow: flow.id, rule: verdict.ruleId }, 'transfer cut');
+    throttle.dispose();
     upstream.resetAndDestroy();
     req.socket.resetAndDestroy();
   });
@@ -242,10 +261,18 @@ async function forward(
         : (chunk as Buffer);
     flow.data(0, bytes, context.now());
     if (cut) return false;
-    return write(chunk, ...rest);
+    let written = true;
+    throttle.push(bytes.length, () => {
+      if (!cut) written = write(chunk, ...rest);
+    });
+    // A delayed write reports success: the throttle holds the request body paused meanwhile.
+    return written;
   }) as typeof upstream.write;
   upstream.on('data', (chunk: Buffer) => flow.data(1, chunk, context.now()));
-  upstream.once('close', () => flow.end(context.now(), cut ? 'cut' : 'fin'));
+  upstream.once('close', () => {
+    throttle.dispose();
+    flow.end(context.now(), cut ? 'cut' : 'fin');
+  });
 
   const headers = endToEndHeaders(req.rawHeaders);
   headers.push('Connection', 'close');

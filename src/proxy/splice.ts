@@ -3,6 +3,8 @@
 // stops it: the peer never receives bytes past the cut. Backpressure: when one socket's write
 // buffer is full the other socket is paused until 'drain', so at most one read per direction
 // waits in memory. Half-close is passed on (FIN one way, data may still flow the other way).
+// A throttle verdict delays the egress direction's chunks (see throttle.ts); the source stays
+// paused while a chunk waits.
 
 import type { Socket } from 'node:net';
 import type { Engine } from '../engine/engine.js';
@@ -10,11 +12,13 @@ import type { EngineFlow } from '../engine/flow.js';
 import type { FlowEndReason, Verdict } from '../engine/front-end.js';
 import type { Millis, Side } from '../engine/types.js';
 import { abortPdu, associateRejectPdu, PduBoundaryTracker, RejectReason } from './dicom-pdu.js';
+import { EgressThrottle, type RateLimiterRegistry } from './throttle.js';
 
 export interface SpliceServices {
   engine: Engine;
   now(): Millis;
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  rateLimiters: RateLimiterRegistry;
 }
 
 export interface SpliceOptions {
@@ -42,6 +46,8 @@ export class Splice {
   private cut = false;
   private lastActivity: Millis;
   private idleTimer: NodeJS.Timeout | null = null;
+  /** Delays the inside side's chunks under throttle verdicts; null for unmetered flows. */
+  private readonly throttle: EgressThrottle | null = null;
 
   constructor(private readonly options: SpliceOptions) {
     const { client, upstream, flow } = options;
@@ -49,6 +55,28 @@ export class Splice {
     this.pdus = options.dicom ? [new PduBoundaryTracker(), new PduBoundaryTracker()] : null;
     this.lastActivity = options.services.now();
 
+    const egressSide = flow.insideSide;
+    if (egressSide !== null) {
+      const source = this.sockets[egressSide];
+      const sink = this.sockets[1 - egressSide]!;
+      const throttle = new EgressThrottle({
+        registry: options.services.rateLimiters,
+        remoteIp: flow.remote.ip,
+        now: () => options.services.now(),
+        pauseSource: () => source.pause(),
+        resumeSource: () => {
+          if (!this.cut && !sink.writableNeedDrain) source.resume();
+        },
+      });
+      this.throttle = throttle;
+      flow.onThrottle((verdict) => {
+        throttle.add(verdict);
+        options.services.log.info(
+          { flow: flow.id, rule: verdict.ruleId, bytesPerSecond: verdict.rateBytesPerSecond },
+          'egress throttled',
+        );
+      });
+    }
     flow.onBlock((verdict) => this.onBlock(verdict));
     this.wire(0);
     this.wire(1);
@@ -74,10 +102,15 @@ export class Splice {
     const sink = this.sockets[1 - side]!;
     source.on('data', (chunk: Buffer) => this.pass(side, chunk));
     sink.on('drain', () => {
-      if (!this.cut) source.resume();
+      if (!this.cut && !(side === this.options.flow.insideSide && this.throttle?.holding))
+        source.resume();
     });
     source.on('end', () => {
-      if (!this.cut && !sink.destroyed) sink.end();
+      if (this.cut || sink.destroyed) return;
+      // A FIN follows the chunks the throttle still holds.
+      if (side === this.options.flow.insideSide && this.throttle !== null)
+        this.throttle.push(0, () => sink.end());
+      else sink.end();
     });
     source.on('error', (error: NodeJS.ErrnoException) => {
       const reason: FlowEndReason = error.code === 'ECONNRESET' ? 'rst' : 'error';
@@ -107,6 +140,13 @@ export class Splice {
     // The engine may have raised a block verdict on this very chunk: then it is not forwarded.
     if (this.cut) return;
 
+    if (side === this.options.flow.insideSide && this.throttle !== null)
+      this.throttle.push(chunk.length, () => this.forward(side, chunk));
+    else this.forward(side, chunk);
+  }
+
+  private forward(side: Side, chunk: Buffer): void {
+    if (this.cut || this.finished) return;
     this.pdus?.[side].feed(chunk);
     this.forwarded[side] += chunk.length;
     const sink = this.sockets[1 - side]!;
@@ -206,6 +246,7 @@ export class Splice {
     if (this.finished) return;
     this.finished = true;
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.throttle?.dispose();
     const flowReason = this.cut ? (this.options.flow.endReason ?? reason) : reason;
     this.options.flow.end(this.options.services.now(), flowReason);
     this.options.onClose?.();
