@@ -36,6 +36,10 @@ program
     "write events as JSON lines to FILE ('-' or unset: standard output)",
   )
   .option('--include-phi', 'write patient identifiers in clear instead of keyed hashes')
+  .option(
+    '--pseudonym-key-file <FILE>',
+    'key for the hashes of patient identifiers (default: $TOLLGATE_PSEUDONYM_KEY)',
+  )
   .option('--no-summary', 'do not print the summary on standard error')
   .option(
     '--max-flows <N>',

@@ -1,6 +1,7 @@
 // Option handling shared by the commands: the policy, the pseudonymizer and usage errors.
 
-import { Pseudonymizer, PseudonymKeyError } from '../events/pseudonymize.js';
+import { readFileSync } from 'node:fs';
+import { Pseudonymizer, PseudonymKeyError, parsePseudonymKey } from '../events/pseudonymize.js';
 import {
   loadDefaultPolicy,
   loadPolicyFile,
@@ -26,12 +27,25 @@ export function loadPolicyOption(path: string | undefined): Policy {
   }
 }
 
-/** The pseudonymizer keyed from TOLLGATE_PSEUDONYM_KEY; `includePhi` keeps identifiers in clear. */
-export function createPseudonymizer(includePhi: boolean): Pseudonymizer {
+/**
+ * Creates the pseudonymizer keyed from `keyFile` when given, else from TOLLGATE_PSEUDONYM_KEY;
+ * `includePhi` keeps identifiers in clear. The key itself never appears in an error message.
+ */
+export function createPseudonymizer(includePhi: boolean, keyFile?: string): Pseudonymizer {
   try {
-    return Pseudonymizer.fromEnv(includePhi);
+    if (keyFile === undefined) return Pseudonymizer.fromEnv(includePhi);
+    return new Pseudonymizer(parsePseudonymKey(readKeyFile(keyFile)), includePhi);
   } catch (error) {
     if (error instanceof PseudonymKeyError) throw new UsageError(error.message, { cause: error });
     throw error;
+  }
+}
+
+function readKeyFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new UsageError(`cannot read the pseudonym key file ${path}: ${code}`);
   }
 }

@@ -16,6 +16,7 @@ import {
 } from '../capture/reader.js';
 import { Engine } from '../engine/engine.js';
 import { DEFAULT_TRACKER_LIMITS, TcpTracker } from '../engine/tcp-tracker.js';
+import type { Pseudonymizer } from '../events/pseudonymize.js';
 import { type EventSink, JsonLinesSink } from '../events/sink.js';
 import { CidrSet } from '../policy/cidr.js';
 import type { Policy } from '../policy/model.js';
@@ -42,6 +43,7 @@ export interface SniffOptions {
   protected?: string;
   events?: string;
   includePhi?: boolean;
+  pseudonymKeyFile?: string;
   summary?: boolean;
   maxFlows?: string;
   idleTimeout?: string;
@@ -55,10 +57,12 @@ export async function runSniff(
   let policy: Policy;
   let protectedNetworks: CidrSet;
   let tracker: { maxFlows: number; idleTimeoutMs: number };
+  let pseudonymizer: Pseudonymizer;
   try {
     policy = loadPolicyOption(options.policy);
     protectedNetworks = protectedNetworksOption(options.protected, policy);
     tracker = trackerOptions(options);
+    pseudonymizer = createPseudonymizer(options.includePhi === true, options.pseudonymKeyFile);
   } catch (error) {
     if (error instanceof UsageError) {
       stderr.write(`tollgate sniff: ${error.message}\n`);
@@ -75,7 +79,7 @@ export async function runSniff(
     policy,
     protectedNetworks,
     sink,
-    pseudonymizer: createPseudonymizer(options.includePhi === true),
+    pseudonymizer,
     mode: 'span',
     protocols: PROTOCOLS,
     observer: { hostname: hostname(), version: VERSION },
