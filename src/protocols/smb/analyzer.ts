@@ -257,7 +257,10 @@ export class SmbAnalyzer implements Analyzer, FramingSink {
 
   private remember(header: Smb2Header, pending: Pending, ts: Millis): void {
     if (this.pending.size >= this.limits.maxPendingRequests) {
-      this.anomaly(SmbAnomaly.tableFull, ts, { table: 1, maximum: this.limits.maxPendingRequests });
+      this.anomaly(SmbAnomaly.tableFull, ts, {
+        table: 'pending-requests',
+        maximum: this.limits.maxPendingRequests,
+      });
       return;
     }
     this.pending.set(header.messageId, pending);
@@ -394,7 +397,7 @@ export class SmbAnalyzer implements Analyzer, FramingSink {
       !session.shares.has(header.treeId)
     ) {
       this.anomaly(SmbAnomaly.tableFull, ts, {
-        table: 2,
+        table: 'shares',
         maximum: this.limits.maxSharesPerSession,
       });
       return;
@@ -417,7 +420,7 @@ export class SmbAnalyzer implements Analyzer, FramingSink {
     }
     pending.chain.fileId = response.fileId;
     if (this.files.size >= this.limits.maxOpenFiles) {
-      this.anomaly(SmbAnomaly.tableFull, ts, { table: 3, maximum: this.limits.maxOpenFiles });
+      this.anomaly(SmbAnomaly.tableFull, ts, { table: 'files', maximum: this.limits.maxOpenFiles });
       return;
     }
     const session = this.session(pending.sessionId, ts);
@@ -470,7 +473,7 @@ export class SmbAnalyzer implements Analyzer, FramingSink {
         if (dicmSeen) file.looksLikeDicom = true;
         if (complete && !file.ranges.add(request.offset, request.offset + seen)) {
           this.anomaly(SmbAnomaly.tableFull, at, {
-            table: 4,
+            table: 'read-ranges',
             maximum: this.limits.maxReadRangesPerFile,
           });
         }
@@ -554,7 +557,10 @@ export class SmbAnalyzer implements Analyzer, FramingSink {
     const existing = this.sessions.get(key);
     if (existing !== undefined) return existing;
     if (this.sessions.size >= this.limits.maxSessions && key !== 0n) {
-      this.anomaly(SmbAnomaly.tableFull, ts, { table: 5, maximum: this.limits.maxSessions });
+      this.anomaly(SmbAnomaly.tableFull, ts, {
+        table: 'sessions',
+        maximum: this.limits.maxSessions,
+      });
       return this.session(0n, ts);
     }
     const session = newSession(key);

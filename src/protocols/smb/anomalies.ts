@@ -10,7 +10,10 @@ export const SmbAnomaly = {
   /** A length or offset inside a command points past the command's end. */
   lengthBeyondMessage: 'smb.length_beyond_message',
   unknownCommand: 'smb.unknown_command',
-  /** A bounded table (pending requests, sessions, files, read ranges) is full. */
+  /**
+   * A bounded table is full. Its `table` detail names it: 'pending-requests', 'shares',
+   * 'files', 'read-ranges' or 'sessions'.
+   */
   tableFull: 'smb.table_full',
   /** Bytes missing from the capture. */
   gap: 'smb.gap',

@@ -333,7 +333,9 @@ describe('SMB limits', () => {
       undefined,
       { maxPendingRequests: 1 },
     );
-    expect(sink.anomalies).toEqual([{ name: 'smb.table_full', details: { table: 1, maximum: 1 } }]);
+    expect(sink.anomalies).toEqual([
+      { name: 'smb.table_full', details: { table: 'pending-requests', maximum: 1 } },
+    ]);
   });
 
   test('lowered maxMessageLength reports bad_netbios_length', () => {
