@@ -72,6 +72,14 @@ export interface EngineOptions {
   limits?: Partial<EngineLimits>;
 }
 
+/** One meter entry as the admin API reports it: the current UTC hour and the rolling window. */
+export interface MeterSnapshot {
+  key: string;
+  labels: MeterLabels;
+  hour: { start: Millis; bytes: number; instances: number; files: number };
+  rolling: { bytes: number; instances: number; files: number };
+}
+
 /** A closed hour bucket of one remote, kept for the end-of-run summary. */
 export interface RemoteHourRecord {
   remoteIp: string;
@@ -147,6 +155,57 @@ export class Engine implements FlowHost {
     let evictions = this.meters.evictions;
     for (const meter of this.ruleMeters.values()) evictions += meter.store.evictions;
     return evictions;
+  }
+
+  /** Flows opened and not yet ended, of every category. */
+  get openFlowCount(): number {
+    return this.flows.size;
+  }
+
+  /**
+   * Returns the `n` entries of a base meter store with the most egress bytes in the rolling
+   * window at `now`, and how many entries the store has. Each window is first advanced to `now`
+   * (as the next count would do) so that minutes older than 60 drop out; the hour totals are
+   * zero for an entry whose bucket belongs to an earlier hour. Sorting is O(k log k) over the
+   * store's k entries, at most maxMeterKeys.
+   */
+  topMeters(per: MeterKeyKind, n: number, now: Millis): { total: number; top: MeterSnapshot[] } {
+    const store =
+      per === 'remote'
+        ? this.meters.remote
+        : per === 'source-remote'
+          ? this.meters.sourceRemote
+          : this.meters.user;
+    const currentHour = hourStart(now);
+    const snapshots: MeterSnapshot[] = [];
+    for (const entry of store.entries()) {
+      const window = entry.window;
+      window.advance(now);
+      const hour = window.hour;
+      const inHour = hour.start === currentHour;
+      snapshots.push({
+        key: entry.key,
+        labels: { ...entry.labels },
+        hour: {
+          start: currentHour,
+          bytes: inHour ? hour.bytes : 0,
+          instances: inHour ? hour.instances : 0,
+          files: inHour ? hour.files : 0,
+        },
+        rolling: {
+          bytes: window.rollingBytes,
+          instances: window.rollingInstances,
+          files: window.rollingFiles,
+        },
+      });
+    }
+    snapshots.sort(
+      (a, b) =>
+        b.rolling.bytes - a.rolling.bytes ||
+        b.hour.bytes - a.hour.bytes ||
+        (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+    );
+    return { total: store.size, top: snapshots.slice(0, n) };
   }
 
   openFlow(options: FlowOpenOptions): FlowHandle & EngineFlow {
