@@ -76,8 +76,12 @@ export interface GatewayConfig {
   events: string;
   includePhi: boolean;
   listeners: Listener[];
-  /** Reserved address of the admin API; connections to it are refused like the listeners'. */
+  /** Address of the admin API, or null when it is off; the proxies refuse connections to it. */
   admin: HostPort | null;
+  /** Absolute path of the admin token file, or null to read TOLLGATE_ADMIN_TOKEN. */
+  adminTokenFile: string | null;
+  /** True when the config allows an admin address outside loopback. */
+  adminAllowNonLoopback: boolean;
   limits: GatewayLimits;
 }
 
@@ -117,8 +121,9 @@ export function loadConfigFile(path: string): GatewayConfig {
 }
 
 /**
- * Parses and checks a configuration. `fileName` names the text in errors; a relative policy or
- * events path is taken relative to `baseDir`. Throws ConfigValidationError with every problem.
+ * Parses and checks a configuration. `fileName` names the text in errors; a relative policy,
+ * events or admin token path is taken relative to `baseDir`. Throws ConfigValidationError with
+ * every problem.
  */
 export function loadConfigText(text: string, fileName: string, baseDir: string): GatewayConfig {
   const errors: PolicyError[] = [];
@@ -217,6 +222,9 @@ export function loadConfigText(text: string, fileName: string, baseDir: string):
     includePhi: data.include_phi ?? false,
     listeners,
     admin: data.admin?.listen ?? null,
+    adminTokenFile:
+      data.admin?.token_file === undefined ? null : resolve(baseDir, data.admin.token_file),
+    adminAllowNonLoopback: data.admin?.allow_non_loopback ?? false,
     limits: {
       maxConnections: limits.max_connections ?? DEFAULT_GATEWAY_LIMITS.maxConnections,
       maxConnectionsPerSource:

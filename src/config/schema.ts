@@ -3,6 +3,7 @@
 
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isLoopbackHost } from '../admin/loopback.js';
 import { parseCidr } from '../policy/cidr.js';
 import { hostEntryProblem } from '../policy/hosts.js';
 import { quote } from '../policy/schema.js';
@@ -123,6 +124,22 @@ export const limitsSchema = z.strictObject({
   drain_timeout: duration.optional(),
 });
 
+/** The admin API; a listen address outside loopback needs allow_non_loopback: true. */
+export const adminSchema = z
+  .strictObject({
+    listen: hostPort,
+    token_file: z.string().min(1).optional(),
+    allow_non_loopback: z.boolean().optional(),
+  })
+  .superRefine((admin, ctx) => {
+    if (admin.allow_non_loopback === true || isLoopbackHost(admin.listen.host)) return;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['listen'],
+      message: `admin address ${quote(admin.listen.host)} is not a loopback address (127.0.0.0/8, ::1, localhost); the admin API can reload the policy and read the meters, so bind it to loopback or set admin.allow_non_loopback: true`,
+    });
+  });
+
 export const configSchema = z.strictObject({
   version: z.literal(1, 'unsupported config version; this tollgate reads version 1'),
   policy: z.string().min(1).optional(),
@@ -132,6 +149,6 @@ export const configSchema = z.strictObject({
   events: z.string().min(1).optional(),
   include_phi: z.boolean().optional(),
   listeners: z.array(z.unknown()).min(1, 'configure at least one listener'),
-  admin: z.strictObject({ listen: hostPort }).optional(),
+  admin: adminSchema.optional(),
   limits: limitsSchema.optional(),
 });
