@@ -12,15 +12,17 @@ same files.  Writes OUT_DIR/study-N/*.dcm and OUT_DIR/manifest.json.
 Needs pydicom 2.3 (Debian's python3-pydicom); run it with /usr/bin/python3.
 """
 
-import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
+sys.dont_write_bytecode = True  # keep __pycache__ out of the repository
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import dicom_datasets  # noqa: E402
+from dicom_datasets import CR_IMAGE_STORAGE, CT_IMAGE_STORAGE, Instance  # noqa: E402
+
 UID_ROOT = "1.2.826.0.1.3680043.10.998"  # invented root used only for the sample capture
 
 SMALL_ROWS = 128
@@ -36,6 +38,19 @@ STUDIES = [
     (5, "SAMPLE^EMMA", "SAMPLE1005", ExplicitVRLittleEndian, 6, 0),
 ]
 
+MANIFEST_KEYS = (
+    "file",
+    "sopClassUid",
+    "sopInstanceUid",
+    "studyInstanceUid",
+    "seriesInstanceUid",
+    "patientId",
+    "patientName",
+    "modality",
+    "transferSyntax",
+    "pixelBytes",
+)
+
 
 def make_pixels(rows: int, seed: int) -> bytes:
     """Return rows x rows 16-bit little-endian samples: one gradient row, shifted per row."""
@@ -49,78 +64,31 @@ def make_pixels(rows: int, seed: int) -> bytes:
     return b"".join(doubled[(y % rows) * 2 : (y % rows) * 2 + rows * 2] for y in range(rows))
 
 
-def make_instance(study, name, patient_id, syntax, number, large):
-    modality = "CR" if large else "CT"
-    sop_class = CR_IMAGE_STORAGE if large else CT_IMAGE_STORAGE
-    rows = LARGE_ROWS if large else SMALL_ROWS
-    study_uid = f"{UID_ROOT}.1.{study}"
-    series_uid = f"{study_uid}.{2 if large else 1}"
-    sop_uid = f"{series_uid}.{number}"
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = syntax
-    meta.ImplementationClassUID = f"{UID_ROOT}.0"
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.is_little_endian = True
-    ds.is_implicit_VR = syntax == ImplicitVRLittleEndian
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyDate = "20241115"
-    ds.AccessionNumber = f"SACC{study:04d}"
-    ds.Modality = modality
-    ds.PatientName = name
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.StudyID = str(study)
-    ds.SeriesNumber = 2 if large else 1
-    ds.InstanceNumber = number
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = rows
-    ds.Columns = rows
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = make_pixels(rows, study * 100 + number)
-    return ds, {
-        "file": f"study-{study}/{modality.lower()}-{number:03d}.dcm",
-        "sopClassUid": sop_class,
-        "sopInstanceUid": sop_uid,
-        "studyInstanceUid": study_uid,
-        "seriesInstanceUid": series_uid,
-        "patientId": patient_id,
-        "patientName": name,
-        "modality": modality,
-        "transferSyntax": str(syntax),
-        "pixelBytes": rows * rows * 2,
-    }
-
-
-def main() -> int:
-    if len(sys.argv) != 2:
-        print("usage: make-datasets.py OUT_DIR", file=sys.stderr)
-        return 2
-    out_dir = Path(sys.argv[1])
-    manifest = []
+def make_instances() -> Iterator[Instance]:
+    """Yield the small CT slices, then the large CR images, of each study in turn."""
     for study, name, patient_id, syntax, small, large in STUDIES:
-        (out_dir / f"study-{study}").mkdir(parents=True, exist_ok=True)
         specs = [(n, False) for n in range(1, small + 1)]
         specs += [(n, True) for n in range(1, large + 1)]
         for number, is_large in specs:
-            ds, entry = make_instance(study, name, patient_id, syntax, number, is_large)
-            ds.save_as(out_dir / entry["file"], write_like_original=False)
-            manifest.append(entry)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return 0
+            modality = "CR" if is_large else "CT"
+            rows = LARGE_ROWS if is_large else SMALL_ROWS
+            yield Instance(
+                file=f"study-{study}/{modality.lower()}-{number:03d}.dcm",
+                uid_root=UID_ROOT,
+                sop_class_uid=CR_IMAGE_STORAGE if is_large else CT_IMAGE_STORAGE,
+                study=study,
+                series=2 if is_large else 1,
+                number=number,
+                patient_name=name,
+                patient_id=patient_id,
+                modality=modality,
+                study_date="20241115",
+                accession_number=f"SACC{study:04d}",
+                rows=rows,
+                transfer_syntax=syntax,
+                pixel_data=make_pixels(rows, study * 100 + number),
+            )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(dicom_datasets.main(make_instances, MANIFEST_KEYS))
