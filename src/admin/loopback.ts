@@ -1,5 +1,5 @@
-// Which admin API addresses count as loopback: the API hands out policy reloads and meter
-// data, so by default it must not be reachable from any other host.
+// The loopback check for the admin API address. The API can reload the policy and read the
+// meters, so by default it must not be reachable from any other host.
 
 import { isIP } from 'node:net';
 

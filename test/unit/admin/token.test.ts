@@ -9,10 +9,23 @@ import {
   loadAdminToken,
   MAX_TOKEN_FILE_BYTES,
   MIN_TOKEN_LENGTH,
+  type TokenResult,
 } from '../../../src/admin/token.js';
 
 const TOKEN = 'k3Jx9-Qm2_Vt8.Zr~4Lp+Wn/6Hs=';
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-token-'));
+
+/** Returns the reason of a failed result; fails the test when a token was loaded. */
+function reasonOf(result: TokenResult): string {
+  if (result.ok) throw new Error('expected no token to be loaded');
+  return result.reason;
+}
+
+/** Returns the token of a successful result; fails the test when none was loaded. */
+function tokenOf(result: TokenResult): string {
+  if (!result.ok) throw new Error(`expected a token, got: ${result.reason}`);
+  return result.token;
+}
 
 function tokenFile(name: string, text: string): string {
   const path = join(dir, name);
@@ -35,7 +48,7 @@ describe('loadAdminToken', () => {
     const result = loadAdminToken(tokenFile('pref', TOKEN), {
       [ADMIN_TOKEN_ENV]: 'another-token-from-the-environment',
     });
-    expect(result.ok && result.token).toBe(TOKEN);
+    expect(tokenOf(result)).toBe(TOKEN);
   });
 
   it('reads TOLLGATE_ADMIN_TOKEN without a token file', () => {
@@ -51,9 +64,7 @@ describe('loadAdminToken', () => {
     for (const env of [{}, { [ADMIN_TOKEN_ENV]: '' }, { [ADMIN_TOKEN_ENV]: '  \n' }]) {
       const result = loadAdminToken(null, env);
       expect(result.ok).toBe(false);
-      expect(!result.ok && result.reason).toBe(
-        `no token: set admin.token_file or ${ADMIN_TOKEN_ENV}`,
-      );
+      expect(reasonOf(result)).toBe(`no token: set admin.token_file or ${ADMIN_TOKEN_ENV}`);
     }
   });
 
@@ -61,14 +72,14 @@ describe('loadAdminToken', () => {
     const missing = join(dir, 'missing');
     const result = loadAdminToken(missing, { [ADMIN_TOKEN_ENV]: TOKEN });
     expect(result.ok).toBe(false);
-    expect(!result.ok && result.reason).toContain(`cannot read token file ${missing}`);
+    expect(reasonOf(result)).toContain(`cannot read token file ${missing}`);
   });
 
   it('rejects a short token without quoting it', () => {
     const short = 'a'.repeat(MIN_TOKEN_LENGTH - 1);
     const result = loadAdminToken(tokenFile('short', short), {});
     expect(result.ok).toBe(false);
-    const reason = !result.ok ? result.reason : '';
+    const reason = reasonOf(result);
     expect(reason).toContain(`${MIN_TOKEN_LENGTH - 1} characters`);
     expect(reason).toContain(`minimum ${MIN_TOKEN_LENGTH}`);
     expect(reason).not.toContain(short);
@@ -78,15 +89,15 @@ describe('loadAdminToken', () => {
     const spaced = 'abcdefgh ijklmnopqrstu';
     const result = loadAdminToken(null, { [ADMIN_TOKEN_ENV]: spaced });
     expect(result.ok).toBe(false);
-    expect(!result.ok && result.reason).toContain(ADMIN_TOKEN_ENV);
-    expect(!result.ok && result.reason).not.toContain(spaced);
+    expect(reasonOf(result)).toContain(ADMIN_TOKEN_ENV);
+    expect(reasonOf(result)).not.toContain(spaced);
   });
 
   it('rejects a token file over the size limit', () => {
     const path = tokenFile('large', 'a'.repeat(MAX_TOKEN_FILE_BYTES + 1));
     const result = loadAdminToken(path, {});
     expect(result.ok).toBe(false);
-    expect(!result.ok && result.reason).toBe(
+    expect(reasonOf(result)).toBe(
       `token file ${path} is ${MAX_TOKEN_FILE_BYTES + 1} bytes, more than the maximum ${MAX_TOKEN_FILE_BYTES}`,
     );
   });
