@@ -4,6 +4,9 @@
 
 import { hostname } from 'node:os';
 import { pino } from 'pino';
+import { type PolicyReloadResult, reloadErrors } from '../admin/reload.js';
+import type { AdminServer } from '../admin/server.js';
+import { startAdminApi } from '../admin/start.js';
 import { loadDefaultConfig } from '../config/default.js';
 import {
   ConfigReadError,
@@ -27,10 +30,14 @@ export interface RunOptions {
 /** A started gateway and how to stop it; returned for tests and embedding. */
 export interface RunningGateway {
   gateway: Gateway;
+  /** The admin API, or null when the config has none or no token was found. */
+  admin: AdminServer | null;
   /** Drains, flushes events and resolves when everything is closed. */
   stop(): Promise<void>;
   /** Reloads the policy file; returns false (and logs why) when the new policy is invalid. */
   reload(): boolean;
+  /** Reloads the policy file like reload(), returning what runs now or the validation errors. */
+  reloadPolicy(): PolicyReloadResult;
 }
 
 export interface StartOptions {
@@ -68,11 +75,37 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   }
   log.info({ config: config.source, policy: policy.source, version: VERSION }, 'gateway started');
 
+  const reloadPolicy = (): PolicyReloadResult => {
+    try {
+      const next = loadPolicyOption(config.policyPath ?? undefined);
+      gateway.setPolicy(next);
+      log.info({ policy: next.source, rules: next.rules.length }, 'policy reloaded');
+      return { ok: true, source: next.source, name: next.name, rules: next.rules.length };
+    } catch (error) {
+      log.error(
+        { err: error, policy: config.policyPath },
+        'policy reload failed; the running policy stays',
+      );
+      return { ok: false, errors: reloadErrors(error) };
+    }
+  };
+
+  let admin: AdminServer | null;
+  try {
+    admin = await startAdminApi({ config, gateway, version: VERSION, reload: reloadPolicy, log });
+  } catch (error) {
+    await gateway.drain();
+    await sink.close();
+    throw error;
+  }
+
   let stopping: Promise<void> | null = null;
   return {
     gateway,
+    admin,
     stop() {
       stopping ??= (async () => {
+        await admin?.close();
         log.info({ drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining');
         await gateway.drain();
         await sink.close();
@@ -81,19 +114,9 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       return stopping;
     },
     reload() {
-      try {
-        const next = loadPolicyOption(config.policyPath ?? undefined);
-        gateway.setPolicy(next);
-        log.info({ policy: next.source, rules: next.rules.length }, 'policy reloaded');
-        return true;
-      } catch (error) {
-        log.error(
-          { err: error, policy: config.policyPath },
-          'policy reload failed; the running policy stays',
-        );
-        return false;
-      }
+      return reloadPolicy().ok;
     },
+    reloadPolicy,
   };
 }
 
