@@ -141,7 +141,7 @@ export class SmbAnalyzer implements Analyzer, FramingSink {
     this.legacySmb1 = true;
   }
 
-  anomaly(name: SmbAnomalyName, ts: Millis, details: Record<string, number>): void {
+  anomaly(name: SmbAnomalyName, ts: Millis, details: Record<string, string | number>): void {
     const count = (this.anomalyCounts.get(name) ?? 0) + 1;
     this.anomalyCounts.set(name, count);
     if (count <= this.limits.maxAnomaliesPerName) this.sink.anomaly(name, ts, details);

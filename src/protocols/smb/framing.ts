@@ -66,7 +66,7 @@ export interface FramingSink {
   ): TailConsumer | null;
   transform(side: Side, sessionId: bigint, ts: Millis): void;
   smb1(side: Side, ts: Millis): void;
-  anomaly(name: SmbAnomalyName, ts: Millis, details: Record<string, number>): void;
+  anomaly(name: SmbAnomalyName, ts: Millis, details: Record<string, string | number>): void;
 }
 
 type State = 'netbios' | 'header' | 'head' | 'tail' | 'skip' | 'resync';
