@@ -388,7 +388,12 @@ describe('4 GB P-DATA-TF length inside an association', () => {
     flow.end(5, 'fin');
     engine.finish(6);
 
-    const flowEvent = (events.events as Array<Record<string, any>>).find(
+    type FlowEvent = {
+      event?: { action?: string };
+      source?: { bytes?: number };
+      tollgate?: { anomalies?: Record<string, number> };
+    };
+    const flowEvent = (events.events as FlowEvent[]).find(
       (event) => event.event?.action === 'network-flow',
     );
     expect(flowEvent?.source?.bytes).toBe(sent);

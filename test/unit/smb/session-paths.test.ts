@@ -109,7 +109,7 @@ describe('SMB LOGOFF', () => {
   });
 
   test('failed LOGOFF response still ends the session', () => {
-    // The server forgets the session whatever the status, so the analyzer does too.
+    // The analyzer ends the session on any LOGOFF response, whatever its status.
     const failed = logoffResponse(5n);
     failed.writeUInt32LE(0xc0000022, 8); // STATUS_ACCESS_DENIED
     const sink = analyze([
