@@ -1,5 +1,5 @@
 // The Prometheus metrics the admin API serves on GET /metrics. Each scrape reads the gateway's
-// and the engine's own counters, so the numbers match the end-of-run log line and the summary;
+// and the engine's own counters, so the numbers match the "gateway stopped" log line, and
 // prom-client only formats them. Label values come from bounded sets: event actions, policy
 // rule ids and anomaly names defined in the code.
 
@@ -24,7 +24,7 @@ export function createAdminMetrics(gateway: Gateway): Registry {
   });
   new Counter({
     name: 'tollgate_connections_refused_total',
-    help: 'Client connections refused, by reason: source (client outside the source networks), limit (max_connections reached), destination (denied address, policy rule or gateway address).',
+    help: 'Client connections refused, by reason: source (client outside the source networks), limit (max_connections or max_connections_per_source reached), destination (denied address, policy rule or gateway address).',
     labelNames: ['reason'] as const,
     registers,
     collect() {

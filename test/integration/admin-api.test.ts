@@ -98,13 +98,13 @@ async function stopCli(gateway: Gateway | undefined): Promise<void> {
   await gateway.exited;
 }
 
-/** The value of an unlabelled or labelled sample in Prometheus text, or undefined. */
+/** Returns the value of one series (name and labels) in Prometheus text, or undefined. */
 function sample(metrics: string, series: string): number | undefined {
   const line = metrics.split('\n').find((candidate) => candidate.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-/** The environment for the gateway without TOLLGATE_ADMIN_TOKEN, plus `extra`. */
+/** Builds the gateway's environment: this one without TOLLGATE_ADMIN_TOKEN, plus `extra`. */
 function gatewayEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const { TOLLGATE_ADMIN_TOKEN: _ignored, ...rest } = process.env;
   return { ...rest, ...extra };
