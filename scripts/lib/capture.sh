@@ -39,7 +39,7 @@ forget_pid() {
 }
 
 # free_port: print a TCP port on 127.0.0.1 that is free now.  Another process may take it
-# before the caller binds it; the daemon then fails to start and the script must be rerun.
+# before the caller binds it. Then the daemon fails to start and the script must be rerun.
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -78,10 +78,10 @@ start_capture() {
   # tcpdump prints "listening on" once the filter is attached; allocating a large buffer takes
   # a while.
   for ((attempt = 0; attempt < 100; attempt++)); do
-    grep -q 'listening on' "$log" && break
+    grep -qs 'listening on' "$log" && break
     sleep 0.1
   done
-  if ! grep -q 'listening on' "$log"; then
+  if ! grep -qs 'listening on' "$log"; then
     echo "$0: tcpdump for $name did not start within 10 s:" >&2
     cat "$log" >&2
     exit 1
