@@ -230,6 +230,7 @@ export class Gateway implements ProxyContext {
       const socket = connect({ host: address, port, allowHalfOpen: true, noDelay: true });
       const timer = setTimeout(() => {
         socket.destroy();
+        this.stats.upstreamFailures++;
         const error: NodeJS.ErrnoException = new Error(
           `connect to ${address}:${port} timed out after ${this.limits.connectTimeoutMs} ms`,
         );

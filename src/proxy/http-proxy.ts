@@ -43,6 +43,9 @@ export function refusalBody(refusal: Refusal): string {
 export function startHttpProxy(context: ProxyContext, listener: HttpProxyListener): Server {
   const server = createServer({
     headersTimeout: context.limits.headerTimeoutMs,
+    // Node checks headersTimeout only every connectionsCheckingInterval (30 s by default), so a
+    // slow client would otherwise keep its connection up to 30 s past header_timeout.
+    connectionsCheckingInterval: headerCheckIntervalMs(context.limits.headerTimeoutMs),
     requestTimeout: 0,
     keepAliveTimeout: 5000,
   });
@@ -67,12 +70,22 @@ export function startHttpProxy(context: ProxyContext, listener: HttpProxyListene
       socket.destroy();
     });
   });
-  server.on('clientError', (_error, socket: Socket) => {
-    if (socket.writable)
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    // header_timeout expired before the request head was complete.
+    const status =
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
   return server;
+}
+
+/** A quarter of the header timeout, from 100 ms to 1 s: late by at most that much. */
+export function headerCheckIntervalMs(headerTimeoutMs: number): number {
+  return Math.min(1000, Math.max(100, Math.floor(headerTimeoutMs / 4)));
 }
 
 function plainResponse(res: ServerResponse, status: number, body: string): void {

@@ -162,6 +162,15 @@ class SocksHandshake {
   private pending: Buffer = Buffer.alloc(0);
   private readonly timer: NodeJS.Timeout;
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
+  /**
+   * A client that half-closes before sending a complete request can never finish the handshake,
+   * and with allowHalfOpen its socket would stay open (and count against the connection limits)
+   * until the handshake timeout. From 'connecting' on the client is paused, so 'end' waits.
+   */
+  private readonly onEnd = () => {
+    this.client.destroy();
+    this.close(`client closed during the ${this.stage} stage`);
+  };
 
   constructor(
     private readonly context: ProxyContext,
@@ -177,6 +186,7 @@ class SocksHandshake {
     }, context.limits.handshakeTimeoutMs);
     this.timer.unref();
     client.on('data', this.onData);
+    client.once('end', this.onEnd);
     client.once('close', () => clearTimeout(this.timer));
   }
 
@@ -248,6 +258,10 @@ class SocksHandshake {
           return;
         }
         this.stage = 'connecting';
+        // From here connect_timeout applies, not the handshake timeout. The client stays paused
+        // until the tunnel opens, so early data waits in the socket, not in `pending`.
+        clearTimeout(this.timer);
+        this.client.pause();
         this.connect(request.value).catch((error: unknown) => {
           this.context.log.error(
             { listener: this.listener.name, err: error },
@@ -284,6 +298,7 @@ class SocksHandshake {
 
     clearTimeout(this.timer);
     this.client.off('data', this.onData);
+    this.client.off('end', this.onEnd);
     const { upstream, flow } = result;
     this.client.write(
       replyMessage(SocksReply.Succeeded, upstream.localAddress, upstream.localPort),
@@ -299,6 +314,7 @@ class SocksHandshake {
       onClose: () => this.context.untrack(splice),
     });
     this.context.track(splice);
+    this.client.resume();
   }
 
   private consume(length: number): void {
