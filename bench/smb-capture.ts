@@ -123,7 +123,7 @@ function readRequest(messageId: bigint, fileId: Buffer, offset: number, length: 
   return netbios([smb2Header(Command.read, messageId, false), body]);
 }
 
-/** The READ response's NetBIOS, SMB2 and fixed READ headers; the data follows them. */
+/** Builds the NetBIOS, SMB2 and fixed READ response headers that precede the data. */
 function readResponseHead(messageId: bigint, dataLength: number): Buffer {
   const body = Buffer.alloc(16);
   body.writeUInt16LE(17, 0);

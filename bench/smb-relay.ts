@@ -1,10 +1,10 @@
 // SMB READ throughput through the gateway's SMB relay against a plain Node relay
-// (socket.pipe both ways) and against smbd directly, all in this run: smbclient gets one large
-// sparse file from a real smbd on ::1 through each path in turn, and the benchmark prints MB/s
+// (socket.pipe both ways) and against smbd directly, all in this run. smbclient gets one large
+// sparse file from a real smbd on ::1 through each path in turn. The benchmark prints MB/s
 // and the ratio to the plain relay. The gateway runs in this process with an alert-only
 // bulk-copy rule, so the SMB analyzer and the rule meters see every READ but nothing is cut.
 // Needs root (see smb-server.ts). Usage (after `npm run build`):
-//   tsc -p tsconfig.json --outDir .build && node .build/bench/smb-relay.js [MEGABYTES] [ROUNDS]
+//   tsc -p tsconfig.json --outDir .build && node .build/bench/smb-relay.js [MEBIBYTES] [ROUNDS]
 
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -27,7 +27,7 @@ const { loadConfigText }: typeof import('../src/config/load.js') = await import(
 );
 const FILE_NAME = 'large-export.bin';
 
-/** A relay with no inspection: each client socket piped to a new upstream socket and back. */
+/** Starts a relay with no inspection that pipes each client socket to a new upstream socket. */
 async function startPlainRelay(port: number, upstreamHost: string, upstreamPort: number) {
   const server: Server = createServer((client) => {
     const upstream = connect({ host: upstreamHost, port: upstreamPort, noDelay: true });
@@ -63,9 +63,9 @@ async function timedGet(host: string, port: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const megabytes = Number(process.argv[2] ?? 512);
+  const mebibytes = Number(process.argv[2] ?? 512);
   const rounds = Number(process.argv[3] ?? 5);
-  const fileBytes = megabytes * 1024 * 1024;
+  const fileBytes = mebibytes * 1024 * 1024;
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-smb-relay-'));
   const shareDir = join(dir, 'share');
   const server = await startSmbServer({ dir: join(dir, 'smbd'), shareDir });
@@ -119,7 +119,7 @@ listeners:
     [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   const plainMedian = median(seconds.get('plain Node relay (pipe)')!);
   process.stdout.write(
-    `\nsmbclient -m SMB3 get of a ${megabytes} MiB sparse file, ${rounds} rounds, median\n`,
+    `\nsmbclient -m SMB3 get of a ${mebibytes} MiB sparse file, ${rounds} rounds, median\n`,
   );
   for (const { name } of paths) {
     const times = seconds.get(name)!;

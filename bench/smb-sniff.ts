@@ -46,7 +46,7 @@ function sniff(capture: string, events: string): SniffRun {
 }
 
 /** Fails unless the events list every generated file as read in full, with its bytes. */
-function checkSmbEvents(path: string, made: SmbCaptureResult): void {
+function checkSmbEvents(path: string, generated: SmbCaptureResult): void {
   let files = 0;
   let bytesRead = 0;
   let readFully = 0;
@@ -58,10 +58,14 @@ function checkSmbEvents(path: string, made: SmbCaptureResult): void {
     bytesRead += event.tollgate.smb.file.bytes_read;
     if (event.tollgate.smb.file.read_fully) readFully++;
   }
-  if (files !== made.files || readFully !== made.files || bytesRead !== made.fileDataBytes) {
+  if (
+    files !== generated.files ||
+    readFully !== generated.files ||
+    bytesRead !== generated.fileDataBytes
+  ) {
     throw new Error(
       `sniff reported ${files} files (${readFully} read fully, ${bytesRead} bytes); ` +
-        `the capture has ${made.files} files and ${made.fileDataBytes} bytes`,
+        `the capture has ${generated.files} files and ${generated.fileDataBytes} bytes`,
     );
   }
 }
@@ -75,12 +79,12 @@ async function main(): Promise<void> {
 
   process.stdout.write(`writing ${smbPath} ...\n`);
   // Always regenerated, because the event check needs the generator's counts.
-  const made = await writeSmbCapture(smbPath, {
+  const generated = await writeSmbCapture(smbPath, {
     targetBytes: megabytes * 1e6,
     fileBytes: 4 * 1024 * 1024 + 12_345,
     filesPerConnection: 100,
   });
-  process.stdout.write(`${JSON.stringify(made)}\n`);
+  process.stdout.write(`${JSON.stringify(generated)}\n`);
   if (!existsSync(dicomPath)) {
     process.stdout.write(`writing ${dicomPath} ...\n`);
     const dicom = await writeDicomCapture(dicomPath, {
@@ -100,7 +104,7 @@ async function main(): Promise<void> {
     // sniff appends to an existing events file.
     rmSync(smbEvents, { force: true });
     const smb = sniff(smbPath, smbEvents);
-    checkSmbEvents(smbEvents, made);
+    checkSmbEvents(smbEvents, generated);
     const dicom = sniff(dicomPath, '/dev/null');
     runs.push({ smb, dicom });
   }
