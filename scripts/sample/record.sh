@@ -19,12 +19,15 @@
 # samples/vendor-night.json lists what was sent, for the tests.
 #
 # Needs: dcmtk 3.6.7, tcpdump, tcprewrite, mergecap, editcap, capinfos, curl, openssl, iproute2,
-# /usr/bin/python3 with pydicom 2.3.  Run as root.  Usage: scripts/sample/record.sh
+# /usr/bin/python3 with pydicom 2.3.  Run as root.  Usage: [OUT_DIR=DIR] scripts/sample/record.sh
+# OUT_DIR is where vendor-night.pcap and vendor-night.json go (default samples/).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-out="$repo/samples"
+# shellcheck source=../lib/capture.sh
+source "$here/../lib/capture.sh"
+out=$(realpath -m "${OUT_DIR:-$repo/samples}")
 netns=tollgate-sample-$$
 
 # Re-run this script inside a fresh network namespace, then remove the namespace.
@@ -35,9 +38,6 @@ if [[ "${1:-}" != --inside ]]; then
   ip netns exec "$netns" "$0" --inside
   exit
 fi
-
-work=$(mktemp -d)
-pids=()
 
 pacs_ip=10.20.0.10
 workstation_ip=10.20.0.50
@@ -51,31 +51,7 @@ vendor_port=11112
 archive_port=4242
 pdu=16384
 
-cleanup() {
-  for pid in "${pids[@]}"; do
-    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 1 50); do
-    if /usr/bin/python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$1)))"; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "record.sh: port $1 did not open within 5 s" >&2
-  return 1
-}
-
-# Start a daemon in its own session so that killing its process group stops its children too.
-start() {
-  setsid "$@" &
-  pids+=("$!")
-}
-
+setup_recording
 mkdir -p "$out"
 /usr/bin/python3 "$here/make-datasets.py" "$work/datasets"
 ds="$work/datasets"
@@ -100,30 +76,23 @@ AETable END
 CFG
 dcmqridx "$work/db" "$ds"/study-[1-4]/*.dcm
 # dcmqrscp 3.6.7 crashes after its first association with --single-process: keep fork mode.
-start dcmqrscp -c "$work/dcmqrscp.cfg"
-start storescp --aetitle VENDOR --max-pdu "$pdu" --output-directory "$work/vendor-received" "$vendor_port"
-start storescp --aetitle OFFSITE_ARCH --max-pdu "$pdu" --output-directory "$work/archive-received" "$archive_port"
+start_daemon dcmqrscp -c "$work/dcmqrscp.cfg"
+start_daemon storescp --aetitle VENDOR --max-pdu "$pdu" --output-directory "$work/vendor-received" "$vendor_port"
+start_daemon storescp --aetitle OFFSITE_ARCH --max-pdu "$pdu" --output-directory "$work/archive-received" "$archive_port"
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=mybucket.s3.amazonaws.com' \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-start /usr/bin/python3 "$here/upload-server.py" 80
-start /usr/bin/python3 "$here/upload-server.py" 443 "$work/cert.pem" "$work/key.pem"
+# The bucket responds to PUT with 200, as in the recording committed in samples/.
+start_daemon /usr/bin/python3 "$here/../lib/upload-server.py" --put-status 200 80
+start_daemon /usr/bin/python3 "$here/../lib/upload-server.py" --put-status 200 443 "$work/cert.pem" "$work/key.pem"
 for port in "$pacs_port" "$vendor_port" "$archive_port" 80 443; do
   wait_port "$port"
 done
 
 # --- capture ------------------------------------------------------------------------------------
-# -U alone only flushes the file per packet; without --immediate-mode the packets still in the
-# kernel's ring buffer when tcpdump stops are lost without being counted as dropped.
-setsid tcpdump -i lo --immediate-mode -U -B 262144 -s 0 -w "$work/raw.pcap" tcp 2>"$work/tcpdump.log" &
-capture_pid=$!
-pids+=("$capture_pid")
-# tcpdump prints "listening on" once the capture is active; allocating the buffer takes a while.
-for _ in $(seq 1 100); do
-  grep -q 'listening on' "$work/tcpdump.log" && break
-  sleep 0.1
-done
-sleep 0.5
+# A 256 MiB kernel buffer, 16 times the fixtures' default: about 54 MB of DICOM crosses lo
+# within seconds.
+start_capture vendor-night tcp 262144
 
 study_uid() { echo "1.2.826.0.1.3680043.10.998.1.$1"; }
 
@@ -148,42 +117,15 @@ curl -sS -k -o /dev/null --resolve mybucket.s3.amazonaws.com:443:127.0.0.1 \
 curl -sS -o /dev/null -A rclone/ --resolve mybucket.s3.amazonaws.com:80:127.0.0.1 \
   -T "$work/pacs-export-2.zip" http://mybucket.s3.amazonaws.com/exports/pacs-export-2.zip
 
-sleep 1
-kill -INT "$capture_pid"
-wait "$capture_pid" || true
-if ! grep -q '^0 packets dropped by kernel' "$work/tcpdump.log"; then
-  echo "record.sh: tcpdump dropped packets:" >&2
-  cat "$work/tcpdump.log" >&2
-  exit 1
-fi
+stop_capture vendor-night
 
 # --- rewrite ------------------------------------------------------------------------------------
-# Both ends are 127.0.0.1, so split the capture per server port and direction, map each part's
-# addresses with tcprewrite, and join the parts by timestamp.
-parts=()
-rewrite_part() {
-  local port=$1 server_ip=$2 client_ip=$3
-  tcpdump -r "$work/raw.pcap" -w "$work/$port.up.pcap" "tcp dst port $port" 2>/dev/null
-  tcpdump -r "$work/raw.pcap" -w "$work/$port.down.pcap" "tcp src port $port" 2>/dev/null
-  tcprewrite --fixcsum --srcipmap="127.0.0.1/32:$client_ip/32" --dstipmap="127.0.0.1/32:$server_ip/32" \
-    -i "$work/$port.up.pcap" -o "$work/$port.a.pcap"
-  tcprewrite --fixcsum --srcipmap="127.0.0.1/32:$server_ip/32" --dstipmap="127.0.0.1/32:$client_ip/32" \
-    -i "$work/$port.down.pcap" -o "$work/$port.b.pcap"
-  parts+=("$work/$port.a.pcap" "$work/$port.b.pcap")
-}
-rewrite_part "$pacs_port" "$pacs_ip" "$vendor_ip"
-rewrite_part "$vendor_port" "$vendor_ip" "$pacs_ip"
-rewrite_part "$archive_port" "$archive_ip" "$pacs_ip"
-rewrite_part 80 "$cloud_ip" "$workstation_ip"
-rewrite_part 443 "$cloud_ip" "$workstation_ip"
-
-raw_packets=$(capinfos -M -c -T "$work/raw.pcap" | tail -1 | cut -f2)
-mergecap -F pcap -w "$work/merged.pcap" "${parts[@]}"
-merged_packets=$(capinfos -M -c -T "$work/merged.pcap" | tail -1 | cut -f2)
-if [[ "$raw_packets" != "$merged_packets" ]]; then
-  echo "record.sh: $raw_packets packets captured but $merged_packets after rewriting" >&2
-  exit 1
-fi
+rewrite_by_port vendor-night "$work/merged.pcap" \
+  "$pacs_port" "$pacs_ip" "$vendor_ip" \
+  "$vendor_port" "$vendor_ip" "$pacs_ip" \
+  "$archive_port" "$archive_ip" "$pacs_ip" \
+  80 "$cloud_ip" "$workstation_ip" \
+  443 "$cloud_ip" "$workstation_ip"
 
 first=$(capinfos -a -T -r -S "$work/merged.pcap" | cut -f2 | cut -d. -f1)
 shift_seconds=$(($(date -u -d "$start_time" +%s) - first))
