@@ -6,9 +6,10 @@
 #   NEW_DIR  the OUT_DIR the record.sh run wrote to
 #
 # For every .pcap file in the committed folder, tshark lists the facts that must not change
-# between recordings: the TCP conversations by address pair, DICOM C-STORE requests and SOP
-# Instance UIDs, HTTP requests, TLS server names and SMB2 file names.  Ports and timings are
-# left out because every recording draws new ones.  Exits 1 and prints a diff when they differ.
+# between recordings.  These are the TCP conversations by address pair, DICOM C-STORE requests
+# and SOP Instance UIDs, HTTP requests and status codes, TLS server names and SMB2 file names.
+# Ports and timings are left out because every recording draws new ones.  Exits 1 and prints a
+# diff when the facts differ.
 #
 # Needs: tshark.  Does not need root.
 set -euo pipefail
@@ -71,6 +72,9 @@ facts() {
       tshark -r "$file" -o http.desegment_body:FALSE "${decode[@]}" -Y http.request -T fields \
         -e http.request.method -e http.host -e http.request.uri -e http.user_agent |
         sed -E 's/:[0-9]+\t/\t/' | sort
+      echo "HTTP response status codes:"
+      tshark -r "$file" -o http.desegment_body:FALSE "${decode[@]}" -Y http.response -T fields \
+        -e http.response.code | sort | uniq -c
       ;;
   esac
   case "$kind" in
