@@ -38,18 +38,8 @@ STUDIES = [
     (5, "SAMPLE^EMMA", "SAMPLE1005", ExplicitVRLittleEndian, 6, 0),
 ]
 
-MANIFEST_KEYS = (
-    "file",
-    "sopClassUid",
-    "sopInstanceUid",
-    "studyInstanceUid",
-    "seriesInstanceUid",
-    "patientId",
-    "patientName",
-    "modality",
-    "transferSyntax",
-    "pixelBytes",
-)
+# Every manifest key but accessionNumber, as samples/vendor-night.json lists them.
+MANIFEST_KEYS = tuple(key for key in dicom_datasets.MANIFEST_KEYS if key != "accessionNumber")
 
 
 def make_pixels(rows: int, seed: int) -> bytes:
