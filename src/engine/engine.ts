@@ -1,38 +1,30 @@
 // The engine: flows from any front-end, their analyzers, the meters, the policy and the events.
 
-import { LRUCache } from 'lru-cache';
 import type { Verdict as EcsVerdict, EventAction } from '../events/ecs.js';
-import type { MeterEntry, MeterKeyKind, MeterLabels, MeterStore } from '../meter/store.js';
-import { type HourTotals, hourStart } from '../meter/window.js';
+import type { MeterKeyKind } from '../meter/store.js';
+import { hourStart } from '../meter/window.js';
 import type { CidrSet } from '../policy/cidr.js';
 import type { CompiledRule, FlowFacts, Policy } from '../policy/model.js';
-import { communityIdFor } from './community.js';
 import type { ProtocolModule } from './dispatch.js';
+import {
+  type AlertRecord,
+  type EventSinkLike,
+  EventWriter,
+  type RemoteHourRecord,
+} from './event-writer.js';
 import { EngineFlow, type FlowCategory, type FlowHost } from './flow.js';
-import {
-  baseEvent,
-  type EcsEvent,
-  type EventHeader,
-  flowFields,
-  mergeFields,
-  type ObserverInfo,
-} from './flow-events.js';
+import type { ObserverInfo } from './flow-events.js';
 import type { FlowEndReason, FlowHandle, FlowOpenOptions, Verdict } from './front-end.js';
-import {
-  BaseMeters,
-  DEFAULT_METER_LIMITS,
-  type MeterCrossing,
-  meterKey,
-  RuleMeter,
-} from './meters.js';
+import { type MeterCounts, MeterFeed, type MeterSnapshot, NO_COUNTS } from './meter-feed.js';
+import { DEFAULT_METER_LIMITS, type MeterCrossing, type RuleMeter } from './meters.js';
+import { MoveLinks } from './move-links.js';
 import { observationEvent } from './observation-events.js';
 import { activeRules, destinationVerdicts, isMeterRule } from './rules.js';
 import { type EngineStats, newEngineStats } from './stats.js';
 import type { Millis, Observation, Side } from './types.js';
 
-export interface EventSinkLike {
-  write(event: object): void;
-}
+export type { AlertRecord, EventSinkLike, RemoteHourRecord } from './event-writer.js';
+export type { MeterSnapshot } from './meter-feed.js';
 
 export interface PseudonymizerLike {
   value(kind: 'patient-id' | 'patient-name' | 'file-path', clear: string): string;
@@ -72,62 +64,22 @@ export interface EngineOptions {
   limits?: Partial<EngineLimits>;
 }
 
-/** One meter entry as the admin API reports it: the current UTC hour and the rolling window. */
-export interface MeterSnapshot {
-  key: string;
-  labels: MeterLabels;
-  hour: { start: Millis; bytes: number; instances: number; files: number };
-  rolling: { bytes: number; instances: number; files: number };
-}
-
-/** A closed hour bucket of one remote, kept for the end-of-run summary. */
-export interface RemoteHourRecord {
-  remoteIp: string;
-  remoteDomain: string | undefined;
-  totals: HourTotals;
-}
-
-interface PendingMove {
-  requesterIp: string;
-  requesterPort: number;
-  callingAeTitle: string;
-  flowId: string;
-  ts: Millis;
-}
-
 interface FlowRuleState {
   version: number;
   rules: CompiledRule[];
   meterRules: RuleMeter[];
 }
 
-/** Alerts listed in the end-of-run summary; the counts by rule stay exact. */
-const MAX_LISTED_ALERTS = 50;
-
-export interface AlertRecord {
-  ts: Millis;
-  action: string;
-  ruleId: string;
-  verdict: string;
-  remoteIp: string;
-  remoteDomain: string | undefined;
-  user: string | undefined;
-}
-
 export class Engine implements FlowHost {
   readonly stats: EngineStats = newEngineStats();
-  readonly hourRecords: RemoteHourRecord[] = [];
-  readonly alerts: AlertRecord[] = [];
   readonly protocols: readonly ProtocolModule[];
 
   private readonly limits: EngineLimits;
-  private readonly observer: ObserverInfo;
+  private readonly events: EventWriter;
   private readonly flows = new Set<EngineFlow>();
-  private readonly meters: BaseMeters;
-  private readonly ruleMeters = new Map<string, RuleMeter>();
+  private readonly meters: MeterFeed;
   private readonly ruleStates = new WeakMap<EngineFlow, FlowRuleState>();
-  private readonly pendingMoves: LRUCache<string, PendingMove>;
-  private readonly moveRequesters = new WeakMap<EngineFlow, PendingMove>();
+  private readonly moves: MoveLinks;
   private flowCounter = 0;
   private clockHour = -1;
   private policy: Policy;
@@ -136,25 +88,37 @@ export class Engine implements FlowHost {
     this.limits = { ...DEFAULT_ENGINE_LIMITS, ...options.limits };
     this.protocols = options.protocols;
     this.policy = options.policy;
-    this.observer = { ...options.observer, type: options.mode === 'span' ? 'ids' : 'proxy' };
-    this.meters = new BaseMeters({ maxKeys: this.limits.maxMeterKeys }, (entry, totals, evicted) =>
-      this.emitMeterEvent(entry, totals, evicted),
+    const observer: ObserverInfo = {
+      ...options.observer,
+      type: options.mode === 'span' ? 'ids' : 'proxy',
+    };
+    this.events = new EventWriter(options.sink, observer, this.stats, this.limits.maxHourRecords);
+    this.meters = new MeterFeed(this.limits.maxMeterKeys, (entry, totals, evicted) =>
+      this.events.meterHour(entry, totals, evicted),
     );
-    this.pendingMoves = new LRUCache({ max: this.limits.maxPendingMoves });
-    this.installRuleMeters(options.policy);
+    this.moves = new MoveLinks(this.limits.maxPendingMoves, this.limits.moveLinkMs);
+    this.meters.install(options.policy);
+  }
+
+  /** Closed remote-hour totals, for the end-of-run summary. */
+  get hourRecords(): readonly RemoteHourRecord[] {
+    return this.events.hourRecords;
+  }
+
+  /** The first alerts raised, for the end-of-run summary. */
+  get alerts(): readonly AlertRecord[] {
+    return this.events.alerts;
   }
 
   /** Replaces the policy; flows re-evaluate their rules on their next event. */
   setPolicy(policy: Policy): void {
     this.policy = policy;
-    this.installRuleMeters(policy);
+    this.meters.install(policy);
     for (const flow of this.flows) flow.factsVersion++;
   }
 
   get meterEvictions(): number {
-    let evictions = this.meters.evictions;
-    for (const meter of this.ruleMeters.values()) evictions += meter.store.evictions;
-    return evictions;
+    return this.meters.evictions;
   }
 
   /** Flows opened and not yet ended, of every category. */
@@ -162,50 +126,9 @@ export class Engine implements FlowHost {
     return this.flows.size;
   }
 
-  /**
-   * Returns the `n` entries of a base meter store with the most egress bytes in the rolling
-   * window at `now`, and how many entries the store has. Each window is first advanced to `now`
-   * (as the next count would do) so that minutes older than 60 drop out; the hour totals are
-   * zero for an entry whose bucket belongs to an earlier hour. Sorting is O(k log k) over the
-   * store's k entries, at most maxMeterKeys.
-   */
+  /** Returns the `n` keys of a base meter store with the most egress in the rolling window. */
   topMeters(per: MeterKeyKind, n: number, now: Millis): { total: number; top: MeterSnapshot[] } {
-    const store =
-      per === 'remote'
-        ? this.meters.remote
-        : per === 'source-remote'
-          ? this.meters.sourceRemote
-          : this.meters.user;
-    const currentHour = hourStart(now);
-    const snapshots: MeterSnapshot[] = [];
-    for (const entry of store.entries()) {
-      const window = entry.window;
-      window.advance(now);
-      const hour = window.hour;
-      const inHour = hour.start === currentHour;
-      snapshots.push({
-        key: entry.key,
-        labels: { ...entry.labels },
-        hour: {
-          start: currentHour,
-          bytes: inHour ? hour.bytes : 0,
-          instances: inHour ? hour.instances : 0,
-          files: inHour ? hour.files : 0,
-        },
-        rolling: {
-          bytes: window.rollingBytes,
-          instances: window.rollingInstances,
-          files: window.rollingFiles,
-        },
-      });
-    }
-    snapshots.sort(
-      (a, b) =>
-        b.rolling.bytes - a.rolling.bytes ||
-        b.hour.bytes - a.hour.bytes ||
-        (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
-    );
-    return { total: store.size, top: snapshots.slice(0, n) };
+    return this.meters.top(per, n, now);
   }
 
   openFlow(options: FlowOpenOptions): FlowHandle & EngineFlow {
@@ -256,18 +179,7 @@ export class Engine implements FlowHost {
     action: 'connection-blocked' | 'transfer-cut',
     fields: Record<string, unknown>,
   ): void {
-    this.emitFlowEvent(
-      flow,
-      ts,
-      {
-        kind: 'event',
-        category: ['network'],
-        type: ['connection', 'denied'],
-        action,
-        dataset: 'tollgate.enforcement',
-      },
-      fields,
-    );
+    this.events.enforcement(flow, ts, action, fields);
   }
 
   /** Moves the engine clock; closes the meters' hour buckets when a new UTC hour starts. */
@@ -285,7 +197,7 @@ export class Engine implements FlowHost {
   /** Ends every open flow and reports every open meter bucket, as when the input ends. */
   finish(ts: Millis): void {
     for (const flow of [...this.flows]) flow.end(ts, 'input-end');
-    this.meters.remote.closeAll();
+    this.meters.closeAll();
   }
 
   // FlowHost
@@ -317,9 +229,9 @@ export class Engine implements FlowHost {
     const event = observationEvent(observation, {
       flow,
       pseudonymizer: this.options.pseudonymizer,
-      moveRequester: this.moveRequesters.get(flow),
+      moveRequester: this.moves.requesterOf(flow),
     });
-    if (event !== null) this.emitFlowEvent(flow, ts, event.header, event.fields);
+    if (event !== null) this.events.flowEvent(flow, ts, event.header, event.fields);
   }
 
   onEnd(flow: EngineFlow, ts: Millis, reason: FlowEndReason): void {
@@ -328,32 +240,7 @@ export class Engine implements FlowHost {
     if (flow.category !== 'egress') return;
 
     if (flow.pendingEgress > 0) this.flushMeters(flow, ts);
-    this.emitFlowEvent(
-      flow,
-      ts,
-      {
-        kind: 'event',
-        category: ['network'],
-        type: ['connection', 'end'],
-        action: 'network-flow',
-        dataset: 'tollgate.flow',
-      },
-      {
-        event: {
-          start: new Date(Math.floor(flow.startTs)).toISOString(),
-          end: new Date(Math.floor(ts)).toISOString(),
-          duration: Math.round((ts - flow.startTs) * 1e6),
-          reason,
-        },
-        source: { bytes: flow.bytes[0] },
-        destination: { bytes: flow.bytes[1] },
-        tollgate: {
-          flow: { mid_stream: flow.midStream, end_reason: reason },
-          ingress: { bytes: flow.remoteSide === null ? 0 : flow.bytes[flow.remoteSide] },
-          anomalies: Object.fromEntries(flow.anomalies),
-        },
-      },
-    );
+    this.events.flowEnd(flow, ts, reason);
   }
 
   // Facts and rules
@@ -377,13 +264,7 @@ export class Engine implements FlowHost {
         }
         break;
       case 'dicom-move-request':
-        this.pendingMoves.set(`${flow.inside.ip}|${observation.moveDestination}`, {
-          requesterIp: flow.remote.ip,
-          requesterPort: flow.remote.port,
-          callingAeTitle: observation.callingAeTitle,
-          flowId: flow.id,
-          ts,
-        });
+        this.moves.request(flow, observation, ts);
         break;
       case 'http-request':
         if (observation.userAgent !== undefined && flow.userAgent === undefined) {
@@ -435,14 +316,7 @@ export class Engine implements FlowHost {
       request.requestorSide === flow.insideSide ? request.calledAeTitle : request.callingAeTitle;
     if (remoteAe !== '' && flow.users.size === 0) flow.users.add(remoteAe);
     flow.factsVersion++;
-
-    // An association the archive opens to a Move Destination was caused by a C-MOVE request.
-    if (request.requestorSide !== flow.insideSide) return;
-    const key = `${flow.inside.ip}|${request.calledAeTitle}`;
-    const move = this.pendingMoves.get(key);
-    if (move !== undefined && ts - move.ts <= this.limits.moveLinkMs) {
-      this.moveRequesters.set(flow, move);
-    }
+    this.moves.association(flow, request, ts);
   }
 
   private noteShare(flow: EngineFlow, share: string): void {
@@ -462,7 +336,7 @@ export class Engine implements FlowHost {
       const rules = activeRules(this.policy.rules, flow.facts(ts));
       const meterRules: RuleMeter[] = [];
       for (const rule of rules) {
-        const meter = isMeterRule(rule) ? this.ruleMeters.get(rule.id) : undefined;
+        const meter = isMeterRule(rule) ? this.meters.ruleMeter(rule.id) : undefined;
         if (meter !== undefined) meterRules.push(meter);
       }
       state = { version: flow.factsVersion, rules, meterRules };
@@ -481,15 +355,6 @@ export class Engine implements FlowHost {
     }
   }
 
-  private installRuleMeters(policy: Policy): void {
-    for (const rule of policy.rules) {
-      if (!isMeterRule(rule) || !rule.enabled) continue;
-      const existing = this.ruleMeters.get(rule.id);
-      if (existing !== undefined && existing.rule === rule) continue;
-      this.ruleMeters.set(rule.id, new RuleMeter(rule, this.limits.maxMeterKeys));
-    }
-  }
-
   // Meters
 
   private flushMeters(flow: EngineFlow, ts: Millis): void {
@@ -499,65 +364,18 @@ export class Engine implements FlowHost {
     if (bytes > 0) this.addToMeters(flow, ts, { ...NO_COUNTS, bytes });
   }
 
-  /** Adds counts to the base meters and to the meters of the flow's active rules. */
+  /** Adds counts to the meters and acts on the threshold rules they cross. */
   private addToMeters(flow: EngineFlow, ts: Millis, counts: MeterCounts): void {
-    const { bytes, instances, files, fileBytes } = counts;
-    this.stats.bytes.egress += bytes;
-    const labels: MeterLabels = {
-      remoteIp: flow.remote.ip,
-      sourceIp: flow.inside.ip,
-    };
-    if (flow.remoteName !== undefined) labels.remoteDomain = flow.remoteName;
-    const user = flow.meterUser;
-    if (user !== undefined) labels.user = user;
-
-    for (const store of [this.meters.remote, this.meters.sourceRemote, this.meters.user]) {
-      const entry = this.meterEntry(flow, store, store.kind, labels, ts);
-      if (entry !== null) store.add(entry, ts, bytes, instances, files);
-    }
-
+    this.stats.bytes.egress += counts.bytes;
     const { meterRules } = this.rulesFor(flow, ts);
-    for (const meter of meterRules) {
-      const kind = meter.rule.kind;
-      // A bulk-copy meter's bytes are SMB file data, not all the flow's egress.
-      const ruleBytes = kind === 'bulk-copy' ? fileBytes : bytes;
-      const relevant =
-        kind === 'bulk-dicom' ? instances : kind === 'bulk-copy' ? files + fileBytes : bytes;
-      if (relevant === 0) continue;
-      const entry = this.meterEntry(flow, meter, meter.store.kind, labels, ts);
-      if (entry === null) continue;
-      meter.store.add(entry, ts, ruleBytes, instances, files);
 
-      const { crossing, over } = meter.check(entry);
+    for (const { meter, crossing, over } of this.meters.add(flow, ts, counts, meterRules)) {
       if (crossing !== null) this.raiseMeterAlert(flow, ts, crossing);
-      if (over && meter.rule.action === 'block')
-        this.maybeBlock(flow, meter.rule, crossingAction(meter.rule));
-      if (over && meter.rule.action === 'throttle')
-        this.maybeThrottle(flow, meter.rule, crossingAction(meter.rule));
+      if (!over) continue;
+      const action = crossingAction(meter.rule);
+      if (meter.rule.action === 'block') this.maybeBlock(flow, meter.rule, action);
+      if (meter.rule.action === 'throttle') this.maybeThrottle(flow, meter.rule, action);
     }
-  }
-
-  /** The flow's entry in a store (a base store or a rule's), looked up once and cached. */
-  private meterEntry(
-    flow: EngineFlow,
-    owner: MeterStore | RuleMeter,
-    per: MeterKeyKind,
-    labels: MeterLabels,
-    ts: Millis,
-  ): MeterEntry | null {
-    const key = meterKey(per, labels);
-    if (key === null) return null;
-    const cached = flow.meterEntries.get(owner);
-    if (cached !== undefined && cached.live && cached.key === key) {
-      if (labels.remoteDomain !== undefined && cached.labels.remoteDomain === undefined) {
-        cached.labels.remoteDomain = labels.remoteDomain;
-      }
-      return cached;
-    }
-    const store = owner instanceof RuleMeter ? owner.store : owner;
-    const entry = store.entry(key, ts, labels);
-    flow.meterEntries.set(owner, entry);
-    return entry;
   }
 
   // Events
@@ -592,41 +410,14 @@ export class Engine implements FlowHost {
     let verdict: EcsVerdict = 'alert';
     if (rule.action === 'block') verdict = wouldOnly ? 'would-block' : 'block';
     else if (rule.action === 'throttle') verdict = wouldOnly ? 'would-throttle' : 'throttle';
-    this.stats.countAlert(rule.id, rule.name);
-    if (this.alerts.length < MAX_LISTED_ALERTS) {
-      this.alerts.push({
-        ts,
-        action: eventAction,
-        ruleId: rule.id,
-        verdict,
-        remoteIp: flow.remote.ip,
-        remoteDomain: flow.remoteName,
-        user: flow.meterUser,
-      });
-    }
-    this.emitFlowEvent(
-      flow,
-      ts,
-      {
-        kind: 'alert',
-        category: ['network', 'intrusion_detection'],
-        type:
-          enforced && this.options.mode === 'inline'
-            ? ['connection', 'denied']
-            : ['connection', 'info'],
-        action: eventAction,
-        dataset: 'tollgate.alert',
-        severity: rule.severity,
-      },
-      mergeFields(
-        {
-          '@timestamp': '',
-          rule: { id: rule.id, name: rule.name, ruleset: this.policy.name },
-          tollgate: { verdict, dry_run: rule.dryRun },
-        },
-        extra,
-      ),
-    );
+    this.events.alert(flow, ts, {
+      rule,
+      ruleset: this.policy.name,
+      action: eventAction,
+      verdict,
+      denied: enforced && this.options.mode === 'inline',
+      extra,
+    });
     if (rule.action === 'block') this.maybeBlock(flow, rule, eventAction);
     if (rule.action === 'throttle') this.maybeThrottle(flow, rule, eventAction);
   }
@@ -656,74 +447,6 @@ export class Engine implements FlowHost {
     if (this.options.mode === 'inline' && !rule.dryRun) flow.block(verdict);
   }
 
-  private emitFlowEvent(
-    flow: EngineFlow,
-    ts: Millis,
-    header: EventHeader,
-    fields: Record<string, unknown>,
-  ): void {
-    const event = baseEvent(ts, header, this.observer);
-    mergeFields(event, flowFields(flow, communityIdFor(flow)));
-    delete fields['@timestamp'];
-    mergeFields(event, fields);
-    this.write(event, header.action);
-  }
-
-  private emitMeterEvent(entry: MeterEntry, totals: HourTotals, evicted: boolean): void {
-    this.recordHour(entry, totals);
-    const event = baseEvent(
-      totals.lastTs,
-      {
-        kind: 'event',
-        category: ['network'],
-        type: ['info'],
-        action: 'egress-meter',
-        dataset: 'tollgate.meter',
-      },
-      this.observer,
-    );
-    const remote: Record<string, unknown> = { ip: entry.labels.remoteIp };
-    if (entry.labels.remoteDomain !== undefined) remote.domain = entry.labels.remoteDomain;
-    mergeFields(event, {
-      event: {
-        start: new Date(totals.start).toISOString(),
-        end: new Date(totals.start + 3_600_000).toISOString(),
-      },
-      destination: { ip: entry.labels.remoteIp },
-      tollgate: {
-        remote,
-        egress: { bytes: totals.bytes },
-        dicom: { instances: totals.instances },
-        files: totals.files,
-        meter: {
-          per: 'remote',
-          key: entry.key,
-          window: 'hour',
-          start: new Date(totals.start).toISOString(),
-          evicted,
-        },
-      },
-    });
-    this.write(event, 'egress-meter');
-  }
-
-  private recordHour(entry: MeterEntry, totals: HourTotals): void {
-    if (this.hourRecords.length >= this.limits.maxHourRecords) {
-      this.stats.hourRecordsDropped++;
-      return;
-    }
-    this.hourRecords.push({
-      remoteIp: entry.labels.remoteIp ?? entry.key,
-      remoteDomain: entry.labels.remoteDomain,
-      totals: { ...totals },
-    });
-  }
-
-  private write(event: EcsEvent, action: string): void {
-    this.stats.events.set(action, (this.stats.events.get(action) ?? 0) + 1);
-    this.options.sink.write(event);
-  }
-
   private countFlowBytes(flow: EngineFlow): void {
     const total = flow.bytes[0] + flow.bytes[1];
     if (flow.category === 'internal') this.stats.bytes.internal += total;
@@ -731,18 +454,6 @@ export class Engine implements FlowHost {
     else if (flow.remoteSide !== null) this.stats.bytes.ingress += flow.bytes[flow.remoteSide];
   }
 }
-
-/** What one step adds to the meters. */
-interface MeterCounts {
-  /** Egress payload bytes. */
-  bytes: number;
-  instances: number;
-  files: number;
-  /** SMB file data bytes that left, for bulk-copy rules. */
-  fileBytes: number;
-}
-
-const NO_COUNTS: MeterCounts = { bytes: 0, instances: 0, files: 0, fileBytes: 0 };
 
 function crossingAction(rule: CompiledRule): EventAction {
   if (rule.kind === 'bulk-dicom') return 'bulk-dicom-egress';

@@ -92,14 +92,15 @@ export function flowFields(
 }
 
 /** Merges `extra` into `event`, one level deep for the top-level objects both define. */
-export function mergeFields(event: EcsEvent, extra: Record<string, unknown>): EcsEvent {
+export function mergeFields<T extends Record<string, unknown>>(
+  event: T,
+  extra: Record<string, unknown>,
+): T {
+  const target: Record<string, unknown> = event;
   for (const [key, value] of Object.entries(extra)) {
-    const existing = event[key];
-    if (isPlainObject(existing) && isPlainObject(value)) {
-      event[key] = deepMerge(existing, value);
-    } else {
-      event[key] = value;
-    }
+    const existing = target[key];
+    target[key] =
+      isPlainObject(existing) && isPlainObject(value) ? deepMerge(existing, value) : value;
   }
   return event;
 }
