@@ -131,9 +131,12 @@ describe('example site policy', () => {
         'destination-not-allowed',
         'egress-threshold',
         'bulk-dicom',
+        'bulk-copy',
       ]),
     );
     expect(policy.rules.some((r) => r.action === 'block')).toBe(true);
+    expect(rule(policy.rules, 'vendor-bulk-copy').files).toBe(20);
+    expect(rule(policy.rules, 'vendor-bulk-copy').when.shares).toEqual(['exports']);
     expect(rule(policy.rules, 'egress-threshold-block').dryRun).toBe(true);
     expect(rule(policy.rules, 'egress-threshold-block').thresholdBytes).toBe(2 * 2 ** 30);
   });
