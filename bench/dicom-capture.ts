@@ -42,7 +42,7 @@ function u16le(value: number): Buffer {
   return buffer;
 }
 
-function commandSet(sopInstanceUid: string, messageId: number): Buffer {
+export function commandSet(sopInstanceUid: string, messageId: number): Buffer {
   const body = Buffer.concat([
     element(0x0000, 0x0002, text(CT_IMAGE_STORAGE)),
     element(0x0000, 0x0100, u16le(0x0001)),
@@ -67,7 +67,7 @@ function responseSet(sopInstanceUid: string, messageId: number): Buffer {
   ]);
 }
 
-function datasetHead(instance: number, sopInstanceUid: string): Buffer {
+export function datasetHead(instance: number, sopInstanceUid: string): Buffer {
   const patient = instance % 50;
   return Buffer.concat([
     element(0x0008, 0x0016, text(CT_IMAGE_STORAGE)),
@@ -81,7 +81,7 @@ function datasetHead(instance: number, sopInstanceUid: string): Buffer {
   ]);
 }
 
-function pdu(type: number, body: Buffer): Buffer {
+export function pdu(type: number, body: Buffer): Buffer {
   const header = Buffer.alloc(6);
   header.writeUInt8(type, 0);
   header.writeUInt32BE(body.length, 2);
@@ -107,7 +107,7 @@ function aeTitle(name: string): Buffer {
   return Buffer.from(name.padEnd(16, ' '), 'latin1');
 }
 
-function associate(type: 1 | 2): Buffer {
+export function associate(type: 1 | 2): Buffer {
   const maxLength = Buffer.alloc(4);
   maxLength.writeUInt32BE(PDU_MAX);
   const context =
@@ -134,7 +134,7 @@ function associate(type: 1 | 2): Buffer {
 }
 
 /** P-DATA-TF PDUs carrying one message (command or dataset), fragmented to the max PDU size. */
-function message(data: Buffer, command: boolean): Buffer[] {
+export function message(data: Buffer, command: boolean): Buffer[] {
   const pdus: Buffer[] = [];
   const fragment = PDU_MAX - 6;
   for (let offset = 0; offset < data.length || offset === 0; offset += fragment) {
