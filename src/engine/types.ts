@@ -150,6 +150,18 @@ export type Observation =
       /** True when the exchange ended before its response was complete. */
       incomplete: boolean;
     }
+  | {
+      /**
+       * A request head, reported as soon as it is parsed so rules on the User-Agent act before
+       * the body passes; 'http-request' follows when the exchange ends.
+       */
+      kind: 'http-request-head';
+      method: string;
+      target: string;
+      host?: string;
+      userAgent?: string;
+      contentLength?: number;
+    }
   | { kind: 'tls-client-hello'; serverName?: string; alpn: string[]; version: number }
   | { kind: 'smb-user'; sessionId: string; user: string; domain: string; workstation: string }
   | { kind: 'smb-session'; summary: SmbSessionSummary }

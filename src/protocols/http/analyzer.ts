@@ -173,6 +173,7 @@ export class HttpAnalyzer implements Analyzer {
     this.awaiting.push(exchange);
     this.sending = exchange;
     this.reportRemoteName(exchange, head, ts);
+    this.reportRequestHead(exchange, ts);
 
     if (exchange.connect) {
       // NOTE: bytes after a CONNECT head are counted only, also when the proxy rejects the
@@ -260,6 +261,19 @@ export class HttpAnalyzer implements Analyzer {
     if (status !== undefined && status < 200 && status !== 101) return;
     this.awaiting.shift();
     this.sink.observe({ ...exchange.fields }, ts);
+  }
+
+  private reportRequestHead(exchange: Exchange, ts: Millis): void {
+    const { method, target, host, userAgent, contentLength } = exchange.fields;
+    const observation: Extract<Observation, { kind: 'http-request-head' }> = {
+      kind: 'http-request-head',
+      method,
+      target,
+    };
+    if (host !== undefined) observation.host = host;
+    if (userAgent !== undefined) observation.userAgent = userAgent;
+    if (contentLength !== undefined) observation.contentLength = contentLength;
+    this.sink.observe(observation, ts);
   }
 
   private reportRemoteName(exchange: Exchange, head: MessageHead, ts: Millis): void {

@@ -70,6 +70,26 @@ describe('HTTP request and response framing', () => {
     expect(sink.anomalies).toEqual([]);
   });
 
+  it('reports the request head before the body', () => {
+    const sink = new RecordingSink();
+    const analyzer = createHttpAnalyzer(FLOW, sink, {});
+    const head = 'PUT /b/scan.bin HTTP/1.1\r\nHost: b.s3.amazonaws.com\r\nUser-Agent: rclone/\r\n';
+    analyzer.data(0, Buffer.from(`${head}Content-Length: 1000000\r\n\r\n`, 'latin1'), 1);
+    analyzer.data(0, Buffer.alloc(1000, 0x41), 2);
+
+    expect(sink.ofKind('http-request')).toEqual([]);
+    expect(sink.ofKind('http-request-head')).toEqual([
+      {
+        kind: 'http-request-head',
+        method: 'PUT',
+        target: '/b/scan.bin',
+        host: 'b.s3.amazonaws.com',
+        userAgent: 'rclone/',
+        contentLength: 1_000_000,
+      },
+    ]);
+  });
+
   it('reports the Host without port as remote name', () => {
     const sink = run(upload);
     expect(sink.ofKind('remote-name')).toEqual([
