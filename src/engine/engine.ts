@@ -1,7 +1,9 @@
 // The engine: flows from any front-end, their analyzers, the meters, the policy and the events.
 
+import { isIP } from 'node:net';
 import type { Verdict as EcsVerdict, EventAction } from '../events/ecs.js';
-import type { MeterKeyKind } from '../meter/store.js';
+import type { PseudonymKind } from '../events/pseudonymize.js';
+import type { MeterKeyKind, MeterLabels } from '../meter/store.js';
 import { hourStart } from '../meter/window.js';
 import type { CidrSet } from '../policy/cidr.js';
 import type { CompiledRule, FlowFacts, Policy } from '../policy/model.js';
@@ -27,7 +29,7 @@ export type { AlertRecord, EventSinkLike, RemoteHourRecord } from './event-write
 export type { MeterSnapshot } from './meter-feed.js';
 
 export interface PseudonymizerLike {
-  value(kind: 'patient-id' | 'patient-name' | 'file-path', clear: string): string;
+  value(kind: PseudonymKind, clear: string): string;
 }
 
 export interface EngineLimits {
@@ -166,6 +168,17 @@ export class Engine implements FlowHost {
       if (rule.action !== 'block' || rule.dryRun) continue;
       return { action: 'block', ruleId: rule.id, ruleName: rule.name, eventAction, dryRun: false };
     }
+
+    // A remote already over a block threshold gets no new connection until its meter drops.
+    const labels: MeterLabels = { remoteIp: facts.remoteIp, sourceIp: facts.sourceIp };
+    if (facts.users?.[0] !== undefined) labels.user = facts.users[0];
+    for (const rule of rules) {
+      if (rule.action !== 'block' || rule.dryRun || !isMeterRule(rule)) continue;
+      const meter = this.meters.ruleMeter(rule.id);
+      if (meter === undefined || !this.meters.exceeded(meter, labels, facts.ts)) continue;
+      const eventAction = crossingAction(rule);
+      return { action: 'block', ruleId: rule.id, ruleName: rule.name, eventAction, dryRun: false };
+    }
     return null;
   }
 
@@ -248,6 +261,8 @@ export class Engine implements FlowHost {
   private applyObservation(flow: EngineFlow, observation: Observation, ts: Millis): void {
     switch (observation.kind) {
       case 'remote-name':
+        // An address written as a name (Host: 192.0.2.20) names nothing new.
+        if (isIP(observation.name) !== 0) break;
         if (flow.remoteNameSource !== 'sni' || observation.source === 'sni') {
           flow.remoteName = observation.name.toLowerCase();
           flow.remoteNameSource = observation.source;
@@ -266,6 +281,7 @@ export class Engine implements FlowHost {
       case 'dicom-move-request':
         this.moves.request(flow, observation, ts);
         break;
+      case 'http-request-head':
       case 'http-request':
         if (observation.userAgent !== undefined && flow.userAgent === undefined) {
           flow.userAgent = observation.userAgent;

@@ -87,8 +87,15 @@ export function flowFields(
   };
 
   const user = flow.meterUser;
-  if (user !== undefined) fields.user = { name: user };
+  if (user !== undefined) fields.user = userFields(user);
   return fields;
+}
+
+/** ECS user fields from "DOMAIN\user", as the SMB events write them, or a bare name. */
+export function userFields(user: string): { name: string; domain?: string } {
+  const backslash = user.lastIndexOf('\\');
+  if (backslash <= 0) return { name: user };
+  return { name: user.slice(backslash + 1), domain: user.slice(0, backslash) };
 }
 
 /** Merges `extra` into `event`, one level deep for the top-level objects both define. */

@@ -82,6 +82,14 @@ export class MeterFeed {
     this.base.remote.closeAll();
   }
 
+  /** True when the rule meter's entry for these labels already exceeds its limit at `now`. */
+  exceeded(meter: RuleMeter, labels: MeterLabels, now: Millis): boolean {
+    const key = meterKey(meter.store.kind, labels);
+    if (key === null) return false;
+    const entry = meter.store.find(key);
+    return entry !== undefined && meter.exceeds(entry, now);
+  }
+
   /** Adds counts for a flow and returns the rule meters they went to. */
   add(
     flow: EngineFlow,

@@ -70,6 +70,19 @@ export class RuleMeter {
     this.limits = ruleLimits(rule);
   }
 
+  /** True when the entry exceeds one of the rule's limits at time `now`, in the rule's windows. */
+  exceeds(entry: MeterEntry, now: Millis): boolean {
+    const window = entry.window;
+    window.advance(now);
+    const currentHour = window.hour.start === Math.floor(now / 3_600_000) * 3_600_000;
+    for (const { measure, limit } of this.limits) {
+      if (this.rule.window !== 'rolling' && currentHour && window.hour[measure] > limit)
+        return true;
+      if (this.rule.window !== 'hour' && rollingTotal(window, measure) > limit) return true;
+    }
+    return false;
+  }
+
   /**
    * Checks the entry against the rule's limit after counts were added. Returns a crossing when
    * an alert is due: once per UTC hour bucket, and once each time the rolling window rises

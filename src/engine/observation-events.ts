@@ -3,6 +3,8 @@
 // protocol's own event and documented in docs/events.md.
 
 import type { EventAction, EventCategory, EventType } from '../events/ecs.js';
+import type { PseudonymKind } from '../events/pseudonymize.js';
+import { hostFromAuthority } from '../protocols/http/host.js';
 import type { EngineFlow } from './flow.js';
 import type { EventHeader } from './flow-events.js';
 import type {
@@ -15,12 +17,12 @@ import type {
 
 /** Distinct study or patient values listed in one event; the counts stay exact. */
 const MAX_LISTED_VALUES = 100;
+/** Presentation contexts listed in one event; storage SCUs propose over a hundred. */
+const MAX_LISTED_CONTEXTS = 16;
 
 export interface ObservationContext {
   flow: EngineFlow;
-  pseudonymizer: {
-    value(kind: 'patient-id' | 'patient-name' | 'file-path', clear: string): string;
-  };
+  pseudonymizer: { value(kind: PseudonymKind, clear: string): string };
   moveRequester:
     | { requesterIp: string; requesterPort: number; callingAeTitle: string; flowId: string }
     | undefined;
@@ -36,7 +38,7 @@ export function observationEvent(
     case 'dicom-association':
       return dicomAssociationEvent(observation.summary, context);
     case 'http-request':
-      return httpRequestEvent(observation);
+      return httpRequestEvent(observation, context);
     case 'tls-client-hello':
       return {
         header: header(['network'], ['protocol'], 'tls-client-hello', 'tollgate.tls'),
@@ -91,12 +93,15 @@ function dicomAssociationEvent(
     dataset_bytes: summary.datasetBytes,
     studies: { count: summary.studies.length, uids: summary.studies.slice(0, MAX_LISTED_VALUES) },
     patients: { count: patients.length, ids: patients.slice(0, MAX_LISTED_VALUES) },
-    presentation_contexts: summary.presentationContexts.map((context) => ({
-      id: context.id,
-      abstract_syntax: context.abstractSyntax,
-      accepted: context.accepted,
-      transfer_syntax: context.acceptedTransferSyntax,
-    })),
+    presentation_context_count: summary.presentationContexts.length,
+    presentation_contexts: summary.presentationContexts
+      .slice(0, MAX_LISTED_CONTEXTS)
+      .map((context) => ({
+        id: context.id,
+        abstract_syntax: context.abstractSyntax,
+        accepted: context.accepted,
+        transfer_syntax: context.acceptedTransferSyntax,
+      })),
     max_pdu_length: summary.maxPduLength,
   };
   if (summary.rejectReason !== undefined) dicom.reject = summary.rejectReason;
@@ -122,10 +127,10 @@ function dicomAssociationEvent(
   };
 }
 
-function httpRequestEvent(observation: Extract<Observation, { kind: 'http-request' }>): {
-  header: EventHeader;
-  fields: Record<string, unknown>;
-} {
+function httpRequestEvent(
+  observation: Extract<Observation, { kind: 'http-request' }>,
+  context: ObservationContext,
+): ObservationEvent {
   const request: Record<string, unknown> = {
     method: observation.method,
     body: { bytes: observation.requestBodyBytes },
@@ -134,14 +139,9 @@ function httpRequestEvent(observation: Extract<Observation, { kind: 'http-reques
   const response: Record<string, unknown> = { body: { bytes: observation.responseBodyBytes } };
   if (observation.responseStatus !== undefined) response.status_code = observation.responseStatus;
 
-  const url: Record<string, unknown> = { original: observation.target };
-  const path = observation.target.startsWith('/') ? observation.target.split('?')[0] : undefined;
-  if (path !== undefined) url.path = path;
-  if (observation.host !== undefined) url.domain = observation.host;
-
   const fields: Record<string, unknown> = {
     http: { version: '1.1', request, response },
-    url,
+    url: urlFields(observation.target, observation.host, context),
     tollgate: { http: { chunked: observation.chunked, incomplete: observation.incomplete } },
   };
   if (observation.userAgent !== undefined) fields.user_agent = { original: observation.userAgent };
@@ -149,6 +149,31 @@ function httpRequestEvent(observation: Extract<Observation, { kind: 'http-reques
     header: header(['network', 'web'], ['access'], 'http-request', 'tollgate.http'),
     fields,
   };
+}
+
+/**
+ * ECS url fields. The target's path and query are pseudonymized like file paths, because
+ * uploads are often named after the patient; the domain and the extension stay in clear.
+ */
+function urlFields(
+  target: string,
+  host: string | undefined,
+  context: ObservationContext,
+): Record<string, unknown> {
+  const { pseudonymizer } = context;
+  const url: Record<string, unknown> = { original: pseudonymizer.value('url-path', target) };
+  if (target.startsWith('/')) {
+    const path = target.split('?')[0] ?? target;
+    url.path = pseudonymizer.value('url-path', path);
+    const extension = fileExtension(path);
+    if (extension !== undefined) url.extension = extension;
+  }
+  if (host !== undefined) {
+    url.domain = hostFromAuthority(host) ?? host;
+    const port = /:([0-9]{1,5})$/.exec(host)?.[1];
+    if (port !== undefined) url.port = Number(port);
+  }
+  return url;
 }
 
 function smbSessionEvent(summary: SmbSessionSummary): ObservationEvent {

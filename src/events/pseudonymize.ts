@@ -3,8 +3,11 @@
 
 import { createHmac, randomBytes } from 'node:crypto';
 
-/** File paths are pseudonymized too: exports are often named after the patient. */
-export type PseudonymKind = 'patient-id' | 'patient-name' | 'file-path';
+/**
+ * What a pseudonym stands for; the kind is hashed with the value. File paths and URL paths are
+ * pseudonymized too, because exports and uploads are often named after the patient.
+ */
+export type PseudonymKind = 'patient-id' | 'patient-name' | 'file-path' | 'url-path';
 
 /** Environment variable that contains the pseudonym key. */
 export const PSEUDONYM_KEY_ENV = 'TOLLGATE_PSEUDONYM_KEY';

@@ -68,6 +68,11 @@ export class MeterStore {
     return entry;
   }
 
+  /** Returns the entry for `key` without creating it or changing its recency. */
+  find(key: string): MeterEntry | undefined {
+    return this.cache.peek(key);
+  }
+
   /** Adds counts to an entry, reporting the hour bucket that closed, if any. */
   add(entry: MeterEntry, ts: Millis, bytes: number, instances: number, files: number): void {
     const closed = entry.window.add(ts, bytes, instances, files);

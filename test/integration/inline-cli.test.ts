@@ -127,6 +127,8 @@ describe('tollgate run as a process', () => {
 policy: policy.yaml
 protected_networks: [127.0.0.1/32]
 events: events.jsonl
+# URL paths are pseudonymized by default; the test finds its requests by path.
+include_phi: true
 listeners:
   - { name: web, type: http-proxy, listen: "127.0.0.1:${ports.proxy}" }
 limits: { drain_timeout: 5s }

@@ -149,6 +149,8 @@ rules:
 policy: policy.yaml
 protected_networks: [127.0.0.1/32]
 events: events.jsonl
+# URL paths are pseudonymized by default; the test finds its uploads by path.
+include_phi: true
 listeners:
   - { name: web, type: http-proxy, listen: "127.0.0.1:${ports.http}" }
   - { name: socks, type: socks5, listen: "127.0.0.1:${ports.socks}" }

@@ -238,3 +238,89 @@ describe('Engine alert fields', () => {
     expect(alert!.rule.ruleset).toBe('test');
   });
 });
+
+describe('Engine inline refusals', () => {
+  const BLOCK_RULE = `  - id: block-egress
+    name: block over 50 MB
+    kind: egress-threshold
+    action: block
+    threshold: 50MB
+    per: remote
+    window: both
+`;
+
+  function facts(remoteIp: string, ts: number) {
+    return { remoteIp, remotePort: 443, sourceIp: '10.1.1.1', protocol: 'unknown', ts };
+  }
+
+  it('refuses new connections to a remote over a block threshold', () => {
+    const { engine } = engineWith(BLOCK_RULE, 'inline');
+    const flow = open(engine, '203.0.113.20', T0);
+    const verdicts: Verdict[] = [];
+    flow.onBlock((verdict) => verdicts.push(verdict));
+    send(flow, 60 * MB, T0 + MINUTE);
+    expect(verdicts.map((verdict) => verdict.eventAction)).toEqual(['egress-threshold-exceeded']);
+
+    expect(engine.destinationRefusal(facts('203.0.113.20', T0 + 2 * MINUTE))?.ruleId).toBe(
+      'block-egress',
+    );
+    expect(engine.destinationRefusal(facts('203.0.113.21', T0 + 2 * MINUTE))).toBeNull();
+    expect(engine.destinationRefusal(facts('203.0.113.20', T0 + 130 * MINUTE))).toBeNull();
+  });
+});
+
+describe('Engine event fields', () => {
+  it('splits DOMAIN\\user into ECS user fields', () => {
+    const { engine, events } = engineWith(THRESHOLD_RULE);
+    const flow = open(engine, '203.0.113.30', T0) as FlowHandle & { observe: Function };
+    flow.observe(
+      { kind: 'smb-user', sessionId: '1', user: 'alice', domain: 'CORP', workstation: 'W' },
+      T0,
+    );
+    flow.data(0, Buffer.alloc(10), T0);
+    engine.finish(T0 + 1);
+    const [record] = events().filter((event) => event.event.action === 'network-flow');
+    expect(record!.user).toEqual({ name: 'alice', domain: 'CORP' });
+  });
+
+  it('ignores an address written as the HTTP Host', () => {
+    const { engine, events } = engineWith(THRESHOLD_RULE);
+    const flow = open(engine, '203.0.113.31', T0, 80);
+    flow.data(0, Buffer.from('GET /a HTTP/1.1\r\nHost: 203.0.113.31:80\r\n\r\n'), T0);
+    flow.data(1, Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'), T0);
+    engine.finish(T0 + 1);
+    const [request] = events().filter((event) => event.event.action === 'http-request');
+    expect(request!.tollgate.remote.domain).toBeUndefined();
+    expect(request!.url.domain).toBe('203.0.113.31');
+  });
+
+  it('pseudonymizes URL paths and keeps the extension', () => {
+    const { engine, events } = engineWith(THRESHOLD_RULE);
+    const flow = open(engine, '203.0.113.32', T0, 80);
+    const head = 'PUT /bucket/DOE_JANE_discharge.pdf?x=1 HTTP/1.1\r\nHost: bucket.example:8080\r\n';
+    flow.data(0, Buffer.from(`${head}Content-Length: 0\r\n\r\n`), T0);
+    flow.data(1, Buffer.from('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n'), T0);
+    engine.finish(T0 + 1);
+    const [request] = events().filter((event) => event.event.action === 'http-request');
+    expect(JSON.stringify(request)).not.toContain('DOE_JANE');
+    expect(request!.url.path).toMatch(/^hmac-sha256:/);
+    expect(request!.url.extension).toBe('pdf');
+    expect(request!.url.domain).toBe('bucket.example');
+  });
+
+  it('raises a User-Agent alert before the upload body passes', () => {
+    const rules = `  - id: rclone
+    name: rclone upload
+    kind: cloud-storage
+    action: block
+    user_agents: [rclone/]
+`;
+    const { engine } = engineWith(rules, 'inline');
+    const flow = open(engine, '203.0.113.33', T0, 80);
+    const verdicts: Verdict[] = [];
+    flow.onBlock((verdict) => verdicts.push(verdict));
+    const head = 'PUT /b/x HTTP/1.1\r\nHost: b.example\r\nUser-Agent: rclone/v1.60\r\n';
+    flow.data(0, Buffer.from(`${head}Content-Length: 100000000\r\n\r\n`), T0);
+    expect(verdicts.map((verdict) => verdict.ruleId)).toEqual(['rclone']);
+  });
+});
