@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // The tollgate command line.
 
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { runConfigCheck } from './config-check.js';
 import { runPolicyCheck } from './policy-check.js';
 import { runGateway } from './run.js';
-import { EXIT_FAILED, runSniff, type SniffOptions } from './sniff.js';
+import { EXIT_FAILED, EXIT_USAGE, runSniff, type SniffOptions } from './sniff.js';
 import { VERSION } from './version.js';
 
 // Node's default handler prints a stack hint after each warning; one line per warning is enough.
@@ -15,6 +15,8 @@ process.on('warning', (warning) => {
 });
 
 const program = new Command();
+// Usage errors exit 2 as documented, not commander's default 1; subcommands inherit this.
+program.exitOverride();
 program
   .name('tollgate')
   .description('Egress gateway and data-loss monitor for hospital PACS and file-server networks')
@@ -93,6 +95,11 @@ config
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    // commander has printed the message (or the help or version) already.
+    process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
+    return;
+  }
   process.stderr.write(`tollgate: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exitCode = EXIT_FAILED;
 });

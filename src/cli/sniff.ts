@@ -1,39 +1,39 @@
 // `tollgate sniff`: reads a capture file, standard input or a live interface, runs the engine
 // in span mode and writes events; ends with a summary on standard error.
 
-import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { newDecodeStats, PacketDecoder } from '../capture/decode.js';
-import { type LiveCaptureSummary, startLiveCapture } from '../capture/live.js';
+import { LiveCaptureError } from '../capture/live.js';
 import {
   type CaptureStats,
   type Frame,
   newCaptureStats,
-  openCaptureFile,
   readCapture,
   readCaptureFile,
 } from '../capture/reader.js';
 import { Engine } from '../engine/engine.js';
 import { DEFAULT_TRACKER_LIMITS, TcpTracker } from '../engine/tcp-tracker.js';
-import type { Pseudonymizer } from '../events/pseudonymize.js';
-import { type EventSink, JsonLinesSink } from '../events/sink.js';
-import { CidrSet } from '../policy/cidr.js';
-import type { Policy } from '../policy/model.js';
 import { PROTOCOLS } from '../protocols/registry.js';
 import { createPseudonymizer, loadPolicyOption, UsageError } from './options.js';
 import { ProgressLine } from './progress.js';
+import {
+  checkSourceOptions,
+  InputError,
+  openEventSink,
+  openSource,
+  protectedNetworksOption,
+  type Source,
+  trackerOptions,
+} from './sniff-input.js';
 import { writeSummary } from './summary.js';
 import { VERSION } from './version.js';
+
+export { SAMPLE_CAPTURE } from './sniff-input.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INPUT_DAMAGED = 3;
-
-export const SAMPLE_CAPTURE = fileURLToPath(
-  new URL('../../samples/vendor-night.pcap', import.meta.url),
-);
 
 export interface SniffOptions {
   input?: string;
@@ -54,44 +54,26 @@ export async function runSniff(
   stdout: NodeJS.WritableStream,
   stderr: NodeJS.WritableStream,
 ): Promise<number> {
-  let policy: Policy;
-  let protectedNetworks: CidrSet;
-  let tracker: { maxFlows: number; idleTimeoutMs: number };
-  let pseudonymizer: Pseudonymizer;
+  const say = (line: string) => stderr.write(`tollgate sniff: ${line}\n`);
+  let setup: ReturnType<typeof prepare>;
   try {
-    policy = loadPolicyOption(options.policy);
-    protectedNetworks = protectedNetworksOption(options.protected, policy);
-    tracker = trackerOptions(options);
-    pseudonymizer = createPseudonymizer(options.includePhi === true, options.pseudonymKeyFile);
+    setup = prepare(options, stdout, say);
   } catch (error) {
     if (error instanceof UsageError) {
-      stderr.write(`tollgate sniff: ${error.message}\n`);
+      say(error.message);
       return EXIT_USAGE;
+    }
+    if (error instanceof InputError || error instanceof LiveCaptureError) {
+      say(error.message);
+      return EXIT_FAILED;
     }
     throw error;
   }
 
-  const sink: EventSink =
-    options.events === undefined || options.events === '-'
-      ? new JsonLinesSink(stdout as never)
-      : JsonLinesSink.toFile(options.events);
-  const engine = new Engine({
-    policy,
-    protectedNetworks,
-    sink,
-    pseudonymizer,
-    mode: 'span',
-    protocols: PROTOCOLS,
-    observer: { hostname: hostname(), version: VERSION },
-  });
-  const tcp = new TcpTracker(engine, { ...DEFAULT_TRACKER_LIMITS, ...tracker });
+  const { engine, tcp, sink, source } = setup;
   const decodeStats = newDecodeStats();
   const decoder = new PacketDecoder(decodeStats);
   const captureStats = newCaptureStats();
-
-  const source = openSource(options, stderr);
-  if (typeof source === 'number') return source;
-
   const started = process.hrtime.bigint();
   const progress = new ProgressLine(stderr, source.size);
   let lastTs = 0;
@@ -122,8 +104,10 @@ export async function runSniff(
   engine.finish(lastTs);
   await sink.close();
 
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  if (options.summary !== false) {
+  // An input that could not be read at all has nothing to summarize.
+  const readSomething = captureStats.packets > 0 || failure === null;
+  if (options.summary !== false && readSomething) {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     writeSummary(stderr, {
       engine,
       tcp,
@@ -135,10 +119,43 @@ export async function runSniff(
     });
   }
   if (failure !== null) {
-    stderr.write(`tollgate sniff: ${failure.message}\n`);
+    say(`${source.label}: ${failure.message}`);
     return EXIT_FAILED;
   }
   return inputDamaged(captureStats, engine, tcp) ? EXIT_INPUT_DAMAGED : EXIT_OK;
+}
+
+/** Validates the options and builds the engine, the TCP tracker, the sink and the source. */
+function prepare(
+  options: SniffOptions,
+  stdout: NodeJS.WritableStream,
+  say: (line: string) => void,
+) {
+  checkSourceOptions(options);
+  const policy = loadPolicyOption(options.policy);
+  const protectedNetworks = protectedNetworksOption(options.protected, policy);
+  const tracker = trackerOptions(options);
+  const pseudonymizer = createPseudonymizer(options.includePhi === true, options.pseudonymKeyFile);
+  const sink = openEventSink(options.events, stdout);
+  let source: Source;
+  try {
+    source = openSource(options, say);
+  } catch (error) {
+    void sink.close();
+    throw error;
+  }
+
+  const engine = new Engine({
+    policy,
+    protectedNetworks,
+    sink,
+    pseudonymizer,
+    mode: 'span',
+    protocols: PROTOCOLS,
+    observer: { hostname: hostname(), version: VERSION },
+  });
+  const tcp = new TcpTracker(engine, { ...DEFAULT_TRACKER_LIMITS, ...tracker });
+  return { engine, tcp, sink, source };
 }
 
 /** True when records were damaged, bytes were not captured or traffic did not parse. */
@@ -149,96 +166,4 @@ function inputDamaged(stats: CaptureStats, engine: Engine, tcp: TcpTracker): boo
     tcp.counters.gapBytes > 0 ||
     engine.stats.anomalies.size > 0
   );
-}
-
-interface Source {
-  /** A capture file, read with synchronous reads. */
-  path?: string;
-  /** Standard input or tcpdump's output. */
-  stream?: NodeJS.ReadableStream;
-  label: string;
-  size: number | null;
-  stop?: () => Promise<LiveCaptureSummary>;
-}
-
-function openSource(options: SniffOptions, stderr: NodeJS.WritableStream): Source | number {
-  if (options.interface !== undefined) {
-    if (options.input !== undefined) {
-      stderr.write('tollgate sniff: give either a capture file or --interface, not both\n');
-      return EXIT_USAGE;
-    }
-    try {
-      const live = startLiveCapture({
-        interface: options.interface,
-        ...(options.bpf ? { bpf: options.bpf } : {}),
-      });
-      return {
-        stream: live.stream,
-        label: `interface ${options.interface}`,
-        size: null,
-        stop: live.stop,
-      };
-    } catch (error) {
-      stderr.write(`tollgate sniff: ${(error as Error).message}\n`);
-      return EXIT_FAILED;
-    }
-  }
-
-  let path = options.input;
-  if (path === undefined) {
-    path = SAMPLE_CAPTURE;
-    stderr.write(`tollgate sniff: no capture given, reading the bundled sample ${path}\n`);
-  }
-  let size: number | null = null;
-  if (path !== '-') {
-    try {
-      size = statSync(path).size;
-    } catch (error) {
-      stderr.write(
-        `tollgate sniff: cannot read capture file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}\n`,
-      );
-      return EXIT_FAILED;
-    }
-  }
-  if (path === '-') return { stream: openCaptureFile(path), label: 'standard input', size };
-  return { path, label: path, size };
-}
-
-function protectedNetworksOption(text: string | undefined, policy: Policy): CidrSet {
-  if (text === undefined) {
-    if (policy.protectedNetworks !== null) return policy.protectedNetworks;
-    throw new UsageError(
-      'no protected networks: give --protected CIDR,... or protected_networks in the policy',
-    );
-  }
-  const entries = text
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter((entry) => entry !== '');
-  if (entries.length === 0) throw new UsageError('--protected is empty: expected CIDR,...');
-  try {
-    return CidrSet.parse(entries);
-  } catch (error) {
-    throw new UsageError(`--protected: ${(error as Error).message}`);
-  }
-}
-
-function trackerOptions(options: SniffOptions): { maxFlows: number; idleTimeoutMs: number } {
-  return {
-    maxFlows: positiveInteger('--max-flows', options.maxFlows, DEFAULT_TRACKER_LIMITS.maxFlows),
-    idleTimeoutMs:
-      positiveInteger(
-        '--idle-timeout',
-        options.idleTimeout,
-        DEFAULT_TRACKER_LIMITS.idleTimeoutMs / 1000,
-      ) * 1000,
-  };
-}
-
-function positiveInteger(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0)
-    throw new UsageError(`${name} ${text} is invalid: expected a positive integer`);
-  return value;
 }

@@ -96,6 +96,12 @@ function topHours(records: readonly RemoteHourRecord[]): RemoteHourRecord[] {
 function warningLines(input: SummaryInput): string[] {
   const { captureStats, decodeStats, tcp, engine } = input;
   const lines: string[] = [];
+  const flows = engine.stats.flows;
+  if (flows.egress === 0 && flows.internal + flows.unrelated > 0) {
+    lines.push(
+      'no flow crossed the protected networks: name the inside networks with --protected CIDR,...',
+    );
+  }
   if (captureStats.truncatedRecords > 0)
     lines.push(`${captureStats.truncatedRecords} capture records cut short (truncated file)`);
   if (captureStats.corruptRecords > 0)

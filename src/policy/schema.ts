@@ -164,25 +164,34 @@ const matcherRefsSchema = z.strictObject({
 });
 export type MatcherRefs = z.infer<typeof matcherRefsSchema>;
 
+/** A condition list that names nothing would switch its rule off without a word. */
+const EMPTY_CONDITION = 'an empty list matches nothing: name at least one entry or remove the key';
+
+function conditionList<T extends z.ZodType>(item: T) {
+  return z.array(item).min(1, EMPTY_CONDITION);
+}
+
 const whenSchema = z.strictObject({
   destination: z
     .strictObject({
-      lists: z.array(listName).optional(),
-      cidrs: z.array(cidr).optional(),
-      hosts: z.array(host).optional(),
-      ports: z.array(parsed(parsePortRange)).optional(),
+      lists: conditionList(listName).optional(),
+      cidrs: conditionList(cidr).optional(),
+      hosts: conditionList(host).optional(),
+      ports: conditionList(parsed(parsePortRange)).optional(),
     })
+    .refine((value) => Object.keys(value).length > 0, EMPTY_CONDITION)
     .optional(),
   source: z
     .strictObject({
-      lists: z.array(listName).optional(),
-      cidrs: z.array(cidr).optional(),
+      lists: conditionList(listName).optional(),
+      cidrs: conditionList(cidr).optional(),
     })
+    .refine((value) => Object.keys(value).length > 0, EMPTY_CONDITION)
     .optional(),
-  users: z.array(z.string().min(1, 'a user name must not be empty')).optional(),
-  shares: z.array(z.string().min(1, 'a share name must not be empty')).optional(),
-  ae_titles: z.array(aeTitle).optional(),
-  protocols: z.array(z.enum(POLICY_PROTOCOLS)).optional(),
+  users: conditionList(z.string().min(1, 'a user name must not be empty')).optional(),
+  shares: conditionList(z.string().min(1, 'a share name must not be empty')).optional(),
+  ae_titles: conditionList(aeTitle).optional(),
+  protocols: conditionList(z.enum(POLICY_PROTOCOLS)).optional(),
   time: z
     .strictObject({
       from: clockTime,

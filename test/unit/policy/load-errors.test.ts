@@ -72,6 +72,25 @@ const brokenPolicies: Array<[string, string, string[]]> = [
     ['3:5 rules[0]: kind bulk-dicom requires instances'],
   ],
   [
+    'empty condition list',
+    `version: 1\nrules:\n  - id: r\n    name: Rule\n    kind: allow\n    when:\n      users: []\n`,
+    [
+      '7:14 rules[0].when.users: an empty list matches nothing: name at least one entry or remove the key',
+    ],
+  ],
+  [
+    'empty destination condition',
+    `version: 1\nrules:\n  - id: r\n    name: Rule\n    kind: allow\n    when:\n      destination: {}\n`,
+    [
+      '7:20 rules[0].when.destination: an empty list matches nothing: name at least one entry or remove the key',
+    ],
+  ],
+  [
+    'bulk-copy without a limit',
+    `version: 1\nrules:\n  - id: r\n    name: Rule\n    kind: bulk-copy\n`,
+    ['3:5 rules[0]: kind bulk-copy requires files or threshold'],
+  ],
+  [
     'field not allowed for kind',
     `version: 1\nrules:\n  - id: r\n    name: Rule\n    kind: bulk-dicom\n    instances: 5\n    threshold: 1MB\n`,
     ['7:5 rules[0].threshold: threshold is not allowed for kind bulk-dicom'],
