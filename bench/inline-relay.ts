@@ -44,8 +44,8 @@ function listen(server: Server, port: number): Promise<void> {
 }
 
 /**
- * A DICOM acceptor that reads PDU headers across chunk splits: it answers the A-ASSOCIATE-RQ
- * with an A-ASSOCIATE-AC and the A-RELEASE-RQ with an A-RELEASE-RP, and ignores P-DATA-TF.
+ * A DICOM acceptor that reads PDU headers across chunk splits. It replies to the A-ASSOCIATE-RQ
+ * with an A-ASSOCIATE-AC and to the A-RELEASE-RQ with an A-RELEASE-RP, and ignores P-DATA-TF.
  */
 function dicomSink(): Server {
   return createServer({ noDelay: true }, (socket) => {
@@ -192,7 +192,7 @@ async function writeAll(socket: Socket, chunk: Buffer, total: number): Promise<n
   return sent;
 }
 
-/** One association: A-ASSOCIATE, C-STORE of 512 KiB instances until `bytes`, A-RELEASE. */
+/** Runs one association (C-STORE of 512 KiB instances until `bytes`) and returns MB/s. */
 async function dicomTransfer(
   host: string,
   port: number,
@@ -214,7 +214,7 @@ async function dicomTransfer(
   return sent / 1e6 / seconds;
 }
 
-/** Raw bytes until `bytes`, then FIN; done when the sink's FIN comes back. */
+/** Sends raw bytes until `bytes`, then FIN, and returns MB/s once the sink's FIN arrives. */
 async function tunnelTransfer(path: PathName, ports: Ports, bytes: number): Promise<number> {
   const chunk = Buffer.alloc(TUNNEL_CHUNK_BYTES);
   for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 2654435761) >>> 24;
@@ -243,7 +243,7 @@ async function tunnelTransfer(path: PathName, ports: Ports, bytes: number): Prom
   return sent / 1e6 / (Number(process.hrtime.bigint() - started) / 1e9);
 }
 
-/** Milliseconds from connect() to the first echoed byte. */
+/** Measures milliseconds from connect() to the first echoed byte. */
 async function setupLatency(host: string, port: number): Promise<number> {
   const started = process.hrtime.bigint();
   const socket = await connectTo(port, host);
@@ -261,6 +261,14 @@ function percentile(values: number[], p: number): number {
 
 function median(values: number[]): number {
   return percentile(values, 50);
+}
+
+/** User plus system CPU seconds a process has used, from /proc (clock ticks of 10 ms). */
+function cpuSecondsOf(pid: number): number {
+  // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** VmRSS and VmHWM (peak) of a process, in MiB, from /proc. */
@@ -375,11 +383,36 @@ async function main(): Promise<void> {
 
     const dicomRates: Record<PathName, number[]> = { direct: [], 'plain relay': [], tollgate: [] };
     const tunnelRates: Record<PathName, number[]> = { direct: [], 'plain relay': [], tollgate: [] };
+    /** CPU seconds per GB the relay process used, for the two relays. */
+    const cpuPerGb: Record<'dicom' | 'tunnel', Record<PathName, number[]>> = {
+      dicom: { direct: [], 'plain relay': [], tollgate: [] },
+      tunnel: { direct: [], 'plain relay': [], tollgate: [] },
+    };
+    const relayPid: Record<PathName, number | null> = {
+      direct: null,
+      'plain relay': plain.pid!,
+      tollgate: gateway.pid!,
+    };
+    const measured = async (
+      path: PathName,
+      kind: 'dicom' | 'tunnel',
+      transfer: () => Promise<number>,
+    ) => {
+      const pid = relayPid[path];
+      const before = pid === null ? 0 : cpuSecondsOf(pid);
+      const rate = await transfer();
+      if (pid !== null) cpuPerGb[kind][path].push((cpuSecondsOf(pid) - before) / (bytes / 1e9));
+      return rate;
+    };
     for (let round = 0; round < rounds; round++) {
       for (const path of PATHS) {
         const [host, port] = dicomTarget[path];
-        dicomRates[path].push(await dicomTransfer(host, port, bytes, instance));
-        tunnelRates[path].push(await tunnelTransfer(path, ports, bytes));
+        dicomRates[path].push(
+          await measured(path, 'dicom', () => dicomTransfer(host, port, bytes, instance)),
+        );
+        tunnelRates[path].push(
+          await measured(path, 'tunnel', () => tunnelTransfer(path, ports, bytes)),
+        );
       }
       process.stderr.write(`round ${round + 1} of ${rounds} done\n`);
     }
@@ -415,6 +448,14 @@ async function main(): Promise<void> {
           `${`${kind}, ${path}`.padEnd(28)} ${rate.toFixed(0).padStart(6)}  ${(rate / plainRate).toFixed(2).padStart(14)}  ${(rate / directRate).toFixed(2).padStart(9)}\n`,
         );
       }
+    }
+    out.write('\nrelay process CPU seconds per GB   plain relay  tollgate  ratio\n');
+    for (const kind of ['dicom', 'tunnel'] as const) {
+      const plainCpu = median(cpuPerGb[kind]['plain relay']);
+      const gatewayCpu = median(cpuPerGb[kind].tollgate);
+      out.write(
+        `${(kind === 'dicom' ? 'DICOM C-STORE' : 'CONNECT tunnel').padEnd(34)} ${plainCpu.toFixed(2).padStart(11)}  ${gatewayCpu.toFixed(2).padStart(8)}  ${(gatewayCpu / plainCpu).toFixed(2).padStart(5)}\n`,
+      );
     }
     out.write(`\nset-up latency over ${connections} connections (ms)   p50     p99\n`);
     for (const path of PATHS) {
