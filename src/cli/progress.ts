@@ -6,7 +6,7 @@ const INTERVAL_MS = 1000;
 
 export class ProgressLine {
   private readonly enabled: boolean;
-  private nextUpdate = 0;
+  private nextUpdate = Date.now() + INTERVAL_MS;
   private readonly started = Date.now();
   private shown = false;
 
