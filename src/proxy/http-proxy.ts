@@ -36,6 +36,12 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
+/**
+ * Time the proxy waits for the upstream's 100 (Continue) before it sends one to the client
+ * itself. curl 7.88 waits as long by default (its --expect100-timeout).
+ */
+export const EXPECT_CONTINUE_TIMEOUT_MS = 1000;
+
 export function refusalBody(refusal: Refusal): string {
   return `tollgate: destination refused by rule ${refusal.ruleId} (${refusal.ruleName})\n`;
 }
@@ -60,8 +66,9 @@ export function startHttpProxy(context: ProxyContext, listener: HttpProxyListene
     });
   };
   server.on('request', (req, res) => handle(req, res, false));
-  // With a 'checkContinue' listener Node leaves the 100 (Continue) to us: it is sent only once
-  // the destination was accepted, so a refused upload never sends its body.
+  // With a 'checkContinue' listener Node leaves the 100 (Continue) to us: the expectation is
+  // passed to the upstream only once the destination was accepted, so a refused upload never
+  // sends its body.
   server.on('checkContinue', (req, res) => handle(req, res, true));
   server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', () => {});
@@ -223,6 +230,11 @@ async function forward(
     upstream = await context.connectUpstream(decision.address, port);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
+    // connectUpstream counted the failure.
+    context.log.warn(
+      { client: client.ip, upstream: `${host}:${port}`, code },
+      'upstream unreachable',
+    );
     plainResponse(res, 502, `tollgate: cannot connect to ${host}:${port}: ${code}\n`);
     return;
   }
@@ -288,6 +300,9 @@ async function forward(
   });
 
   const headers = endToEndHeaders(req.rawHeaders);
+  // The expectation goes on to the upstream, so an upstream that rejects the request before
+  // reading the body (401, 403, 413, 501) responds before the client sends the body.
+  if (expectContinue) headers.push('Expect', '100-continue');
   headers.push('Connection', 'close');
   const outgoing = httpRequest({
     method: req.method,
@@ -296,21 +311,77 @@ async function forward(
     setHost: false,
     createConnection: () => upstream,
   });
+  const target = `${host}:${port}`;
+  let response: IncomingMessage | null = null;
   outgoing.on('error', (error: NodeJS.ErrnoException) => {
     if (cut) return;
-    if (!res.headersSent)
-      plainResponse(
-        res,
-        502,
-        `tollgate: upstream ${host}:${port} failed: ${error.code ?? 'error'}\n`,
+    const code = error.code ?? 'ERROR';
+    if (response !== null) {
+      // The upstream responded and then stopped reading the body, as a server does when it
+      // rejects an upload unread. Its response goes on to the client. The rest of the body is
+      // read and dropped, because closing now could reset the client before it reads the response.
+      context.log.info(
+        { flow: flow.id, upstream: target, status: response.statusCode, code },
+        'upstream closed after its response; rest of the request body dropped',
       );
-    else req.socket.destroy();
+      req.unpipe(outgoing);
+      req.resume();
+      return;
+    }
+    // NOTE: without Expect: 100-continue, an upstream that rejects an upload and resets the
+    // connection can still lose its response to this write error, and the client gets a 502.
+    failUpstream(context, flow.id, target, code, 'upstream request failed');
+    if (!res.headersSent) {
+      res.shouldKeepAlive = false;
+      plainResponse(res, 502, `tollgate: upstream ${target} failed: ${code}\n`);
+    } else {
+      req.socket.destroy();
+    }
   });
+
+  let continueTimer: NodeJS.Timeout | undefined;
+  let continued = false;
+  const sendContinue = () => {
+    clearTimeout(continueTimer);
+    if (continued || response !== null || res.headersSent) return;
+    continued = true;
+    res.writeContinue();
+  };
+  outgoing.on('continue', sendContinue);
   outgoing.on('response', (incoming: IncomingMessage) => {
+    clearTimeout(continueTimer);
+    response = incoming;
+    // A final response before the 100 (Continue) means the client never sends the body, so the
+    // connection cannot carry another request.
+    if (expectContinue && !continued) res.shouldKeepAlive = false;
     const responseHeaders = endToEndHeaders(incoming.rawHeaders);
     res.writeHead(incoming.statusCode ?? 502, incoming.statusMessage, responseHeaders);
     incoming.pipe(res);
+    incoming.once('close', () => {
+      if (incoming.complete || cut) return;
+      failUpstream(context, flow.id, target, 'ECONNRESET', 'upstream response truncated');
+      req.socket.destroy();
+    });
   });
-  if (expectContinue) res.writeContinue();
+  if (expectContinue) {
+    // The request head goes out now, because no body byte will come before the 100.
+    outgoing.flushHeaders();
+    // An upstream that ignores the expectation (an HTTP/1.0 server) never sends a 100 but may
+    // wait for the body, so the proxy sends the 100 after EXPECT_CONTINUE_TIMEOUT_MS.
+    continueTimer = setTimeout(sendContinue, EXPECT_CONTINUE_TIMEOUT_MS);
+    upstream.once('close', () => clearTimeout(continueTimer));
+  }
   req.pipe(outgoing);
+}
+
+/** Counts and logs an upstream that failed after the connection was made. */
+function failUpstream(
+  context: ProxyContext,
+  flowId: string,
+  target: string,
+  code: string,
+  message: string,
+): void {
+  context.stats.upstreamFailures++;
+  context.log.warn({ flow: flowId, upstream: target, code }, message);
 }

@@ -1,0 +1,297 @@
+// The HTTP proxy and SOCKS5 listener with real clients, for the cases a first trial of
+// `tollgate run` got wrong: upstream responses that arrive before the upload is read, a block
+// threshold that already fired, password files, and a config that meters nothing. Targets
+// listen on 127.0.0.2 and 127.0.0.3 (python3 -m http.server, Node servers); clients come from
+// 127.0.0.1, the only protected address.
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { connect, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningGateway, startGateway } from '../../src/cli/run.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { EXPECT_CONTINUE_TIMEOUT_MS } from '../../src/proxy/http-proxy.js';
+
+const run = promisify(execFile);
+const UPLOAD_BYTES = 2 * 1024 * 1024;
+const THRESHOLD = 1_000_000;
+
+async function freePort(host: string): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no port assigned');
+  return address.port;
+}
+
+async function waitForPort(host: string, port: number): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host, port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on ${host}:${port}`);
+}
+
+interface Curl {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function curl(args: string[]): Promise<Curl> {
+  try {
+    const { stdout, stderr } = await run('curl', ['-sS', '--max-time', '20', ...args], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+function listen(server: Server | HttpServer, host: string, port: number): Promise<void> {
+  return new Promise((resolve) => server.listen(port, host, resolve));
+}
+
+/** Creates a pino logger that appends each line, parsed, to `lines`. */
+function capturingLog() {
+  const lines: Array<Record<string, any>> = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  return { log, lines };
+}
+
+describe('HTTP proxy with early upstream responses', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-fixes-'));
+  const uploadPath = join(dir, 'upload.bin');
+  const eventsPath = join(dir, 'events.jsonl');
+  const { log, lines } = capturingLog();
+  const children: ChildProcess[] = [];
+  const servers: Array<Server | HttpServer> = [];
+  const ports = { proxy: 0, python: 0, early: 0, reset: 0, sink: 0, http10: 0 };
+  let sinkReceivedBytes = 0;
+  let http10ReceivedBytes = 0;
+  let gateway: RunningGateway;
+
+  const viaProxy = (args: string[]) =>
+    curl(['-x', `http://127.0.0.1:${ports.proxy}`, '-w', '%{http_code}', ...args]);
+  const events = () =>
+    readFileSync(eventsPath, 'utf8')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as Record<string, any>);
+
+  beforeAll(async () => {
+    writeFileSync(uploadPath, Buffer.alloc(UPLOAD_BYTES, 0x61));
+    ports.proxy = await freePort('127.0.0.1');
+    ports.python = await freePort('127.0.0.2');
+    ports.early = await freePort('127.0.0.3');
+    ports.reset = await freePort('127.0.0.3');
+    ports.sink = await freePort('127.0.0.2');
+    ports.http10 = await freePort('127.0.0.3');
+
+    // python3 -m http.server responds 501 to PUT without reading the body, then closes.
+    const python = spawn(
+      '/usr/bin/python3',
+      ['-m', 'http.server', '--bind', '127.0.0.2', '--directory', dir, String(ports.python)],
+      { detached: true, stdio: 'ignore' },
+    );
+    children.push(python);
+
+    // A Node target that rejects uploads unread: 413 on /too-large, 403 elsewhere. With a
+    // 'checkContinue' listener it never sends the 100 (Continue) either.
+    const early = createHttpServer();
+    const reject = (req: { url?: string }, res: import('node:http').ServerResponse) => {
+      const tooLarge = req.url === '/too-large';
+      res.writeHead(tooLarge ? 413 : 403, { 'content-type': 'text/plain', connection: 'close' });
+      res.end(tooLarge ? 'upload too large\n' : 'uploads forbidden\n');
+    };
+    early.on('request', reject);
+    early.on('checkContinue', reject);
+    await listen(early, '127.0.0.3', ports.early);
+    servers.push(early);
+
+    // A target that reads the request head and resets the connection without a response.
+    const reset = createServer((socket) => {
+      socket.once('data', () => socket.resetAndDestroy());
+      socket.on('error', () => {});
+    });
+    await listen(reset, '127.0.0.3', ports.reset);
+    servers.push(reset);
+
+    // A target that reads and counts every upload.
+    const sink = createHttpServer((req, res) => {
+      req.on('data', (chunk: Buffer) => {
+        sinkReceivedBytes += chunk.length;
+      });
+      req.on('end', () => res.end('stored\n'));
+    });
+    await listen(sink, '127.0.0.2', ports.sink);
+    servers.push(sink);
+
+    // An HTTP/1.0 target: it ignores Expect, sends no 100 and waits for the whole body.
+    const http10 = createServer((socket) => {
+      let head = '';
+      let bodyLeft = -1;
+      socket.on('data', (chunk: Buffer) => {
+        let body = chunk;
+        if (bodyLeft < 0) {
+          head += chunk.toString('latin1');
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          bodyLeft = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+          body = Buffer.from(head.slice(end + 4), 'latin1');
+        }
+        http10ReceivedBytes += body.length;
+        bodyLeft -= body.length;
+        if (bodyLeft <= 0) socket.end('HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\nstored\n');
+      });
+      socket.on('error', () => {});
+    });
+    await listen(http10, '127.0.0.3', ports.http10);
+    servers.push(http10);
+
+    writeFileSync(
+      join(dir, 'policy.yaml'),
+      `version: 1
+rules:
+  - { id: upload-limit, name: More than 1 MB per remote, kind: egress-threshold, action: block,
+      threshold: ${THRESHOLD}, per: remote, window: hour, when: { protocols: [http] } }
+`,
+    );
+    const config = loadConfigText(
+      `version: 1
+policy: policy.yaml
+protected_networks: [127.0.0.1/32]
+events: events.jsonl
+listeners:
+  - { name: web, type: http-proxy, listen: "127.0.0.1:${ports.proxy}" }
+limits: { drain_timeout: 2s }
+`,
+      join(dir, 'gw.yaml'),
+      dir,
+    );
+    gateway = await startGateway({ config, log });
+    await waitForPort('127.0.0.2', ports.python);
+  }, 30_000);
+
+  afterAll(async () => {
+    await gateway?.stop();
+    for (const child of children) {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
+    }
+    for (const server of servers) server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('passes python http.server 501 through', async () => {
+    const url = `http://127.0.0.2:${ports.python}/up`;
+    const direct = await curl(['-w', '%{http_code}', '-o', '/dev/null', '-T', uploadPath, url]);
+    expect(direct.stdout).toBe('501');
+
+    const failuresBefore = gateway.gateway.stats.upstreamFailures;
+    const proxied = await viaProxy(['-o', '/dev/null', '-T', uploadPath, url]);
+    expect(proxied.stderr).toBe('');
+    expect(proxied.code).toBe(0);
+    expect(proxied.stdout).toBe('501');
+    expect(gateway.gateway.stats.upstreamFailures).toBe(failuresBefore);
+  });
+
+  it('passes 413 and 403 before the 100 through', async () => {
+    const tooLarge = await viaProxy([
+      '-T',
+      uploadPath,
+      `http://127.0.0.3:${ports.early}/too-large`,
+    ]);
+    expect(tooLarge.code).toBe(0);
+    expect(tooLarge.stdout).toBe('upload too large\n413');
+
+    const forbidden = await viaProxy(['-T', uploadPath, `http://127.0.0.3:${ports.early}/other`]);
+    expect(forbidden.code).toBe(0);
+    expect(forbidden.stdout).toBe('uploads forbidden\n403');
+  });
+
+  it('passes 403 to an upload without Expect through', async () => {
+    const forbidden = await viaProxy([
+      '-H',
+      'Expect:',
+      '--data-binary',
+      'x'.repeat(64 * 1024),
+      `http://127.0.0.3:${ports.early}/other`,
+    ]);
+    expect(forbidden.stdout).toBe('uploads forbidden\n403');
+  });
+
+  it('still uploads through an accepted 100', async () => {
+    const before = sinkReceivedBytes;
+    const small = 100_000;
+    writeFileSync(join(dir, 'small.bin'), Buffer.alloc(small, 0x62));
+    const stored = await viaProxy([
+      '-T',
+      join(dir, 'small.bin'),
+      `http://127.0.0.2:${ports.sink}/small`,
+    ]);
+    expect(stored.stdout).toBe('stored\n200');
+    expect(sinkReceivedBytes - before).toBe(small);
+  });
+
+  it('sends the 100 itself for an HTTP/1.0 upstream', async () => {
+    const small = 100_000;
+    writeFileSync(join(dir, 'small10.bin'), Buffer.alloc(small, 0x63));
+    const started = performance.now();
+    // curl would wait 10 s for a 100 (Continue); the proxy sends one after 1 s.
+    const stored = await viaProxy([
+      '--expect100-timeout',
+      '10',
+      '-T',
+      join(dir, 'small10.bin'),
+      `http://127.0.0.3:${ports.http10}/up`,
+    ]);
+    const elapsedMs = performance.now() - started;
+    expect(stored.stdout).toBe('stored\n200');
+    expect(http10ReceivedBytes).toBe(small);
+    expect(elapsedMs).toBeGreaterThanOrEqual(EXPECT_CONTINUE_TIMEOUT_MS - 50);
+    expect(elapsedMs).toBeLessThan(5000);
+  });
+
+  it('logs and counts a reset upstream as 502', async () => {
+    const failuresBefore = gateway.gateway.stats.upstreamFailures;
+    const linesBefore = lines.length;
+    const failed = await viaProxy([`http://127.0.0.3:${ports.reset}/`]);
+    expect(failed.stdout).toBe(
+      `tollgate: upstream 127.0.0.3:${ports.reset} failed: ECONNRESET\n502`,
+    );
+    expect(gateway.gateway.stats.upstreamFailures).toBe(failuresBefore + 1);
+
+    const logged = lines.slice(linesBefore).find((line) => line.msg === 'upstream request failed');
+    expect(logged?.code).toBe('ECONNRESET');
+    expect(logged?.upstream).toBe(`127.0.0.3:${ports.reset}`);
+  });
+
+  it('logs an unreachable upstream as 502', async () => {
+    const closedPort = await freePort('127.0.0.3');
+    const failuresBefore = gateway.gateway.stats.upstreamFailures;
+    const linesBefore = lines.length;
+    const failed = await viaProxy([`http://127.0.0.3:${closedPort}/`]);
+    expect(failed.stdout).toBe(
+      `tollgate: cannot connect to 127.0.0.3:${closedPort}: ECONNREFUSED\n502`,
+    );
+    expect(gateway.gateway.stats.upstreamFailures).toBe(failuresBefore + 1);
+    const logged = lines.slice(linesBefore).find((line) => line.msg === 'upstream unreachable');
+    expect(logged?.code).toBe('ECONNREFUSED');
+  });
+});
