@@ -294,4 +294,31 @@ limits: { drain_timeout: 2s }
     const logged = lines.slice(linesBefore).find((line) => line.msg === 'upstream unreachable');
     expect(logged?.code).toBe('ECONNREFUSED');
   });
+
+  it('refuses a remote over its threshold with 403', async () => {
+    // The first upload crosses the 1 MB threshold and is cut.
+    const first = await viaProxy(['-T', uploadPath, `http://127.0.0.2:${ports.sink}/first`]);
+    expect(first.code).not.toBe(0);
+    await sleep(100);
+    expect(events().some((event) => event.event?.action === 'transfer-cut')).toBe(true);
+
+    // The next upload is refused at connect: a 403 and no 100 (Continue) before it.
+    const receivedBefore = sinkReceivedBytes;
+    const second = await viaProxy([
+      '-v',
+      '-T',
+      uploadPath,
+      `http://127.0.0.2:${ports.sink}/second`,
+    ]);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe(
+      'tollgate: destination refused by rule upload-limit (More than 1 MB per remote)\n403',
+    );
+    expect(second.stderr).not.toContain('HTTP/1.1 100');
+    expect(second.stderr).toContain('< HTTP/1.1 403');
+    expect(sinkReceivedBytes).toBe(receivedBefore);
+    await sleep(100);
+    const blocked = events().filter((event) => event.event?.action === 'connection-blocked');
+    expect(blocked.at(-1)?.rule?.id).toBe('upload-limit');
+  });
 });
