@@ -19,6 +19,12 @@ import { configSchema, type HostPort, type ListenerConfig, listenerSchema } from
 /** Largest configuration file read, in bytes. */
 export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
 
+/** Largest SOCKS5 password file read, in bytes: a 255-byte password and a line end fit. */
+export const MAX_PASSWORD_FILE_BYTES = 1024;
+
+/** Longest SOCKS5 password, in bytes (RFC 1929 PLEN is one byte). */
+const MAX_SOCKS_PASSWORD_BYTES = 255;
+
 /** Link-local addresses, where clouds serve instance metadata and credentials; always denied. */
 export const BUILT_IN_DENIED_DESTINATIONS = ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128'];
 
@@ -58,6 +64,7 @@ export type RelayProtocol = 'dicom' | 'http' | 'tls' | 'smb';
 
 export interface SocksUser {
   username: string;
+  /** The password from the config or read from its password_file. Never logged. */
   password: string;
 }
 
@@ -122,7 +129,7 @@ export function loadConfigFile(path: string): GatewayConfig {
 
 /**
  * Parses and checks a configuration. `fileName` names the text in errors; a relative policy,
- * events or admin token path is taken relative to `baseDir`. Throws ConfigValidationError with
+ * events, admin token or SOCKS5 password file path is taken relative to `baseDir`. Throws ConfigValidationError with
  * every problem.
  */
 export function loadConfigText(text: string, fileName: string, baseDir: string): GatewayConfig {
@@ -187,7 +194,23 @@ export function loadConfigText(text: string, fileName: string, baseDir: string):
       reportIssues(parsed.error, ['listeners', index]);
       return;
     }
-    const listener = toListener(parsed.data);
+    const users: SocksUser[] = [];
+    if (parsed.data.type === 'socks5') {
+      (parsed.data.users ?? []).forEach((user, userIndex) => {
+        if (user.password !== undefined) {
+          users.push({ username: user.username, password: user.password });
+          return;
+        }
+        const file = resolve(baseDir, user.password_file ?? '');
+        const password = readPasswordFile(file);
+        if (typeof password === 'string') {
+          users.push({ username: user.username, password });
+        } else {
+          report(['listeners', index, 'users', userIndex, 'password_file'], password.problem);
+        }
+      });
+    }
+    const listener = toListener(parsed.data, users);
     const previousName = names.get(listener.name);
     if (previousName !== undefined) {
       report(
@@ -238,7 +261,41 @@ export function loadConfigText(text: string, fileName: string, baseDir: string):
   };
 }
 
-function toListener(input: ListenerConfig): Listener {
+/**
+ * Reads a SOCKS5 password file: one line, one trailing line end ignored. Returns the password,
+ * or a problem that names the file but never its content.
+ */
+export function readPasswordFile(file: string): string | { problem: string } {
+  let bytes: Buffer;
+  try {
+    const stats = statSync(file);
+    if (!stats.isFile()) return { problem: `password file ${file} is not a regular file` };
+    const size = stats.size;
+    if (size > MAX_PASSWORD_FILE_BYTES) {
+      return {
+        problem: `password file ${file} is ${size} bytes, more than the maximum ${MAX_PASSWORD_FILE_BYTES}`,
+      };
+    }
+    bytes = readFileSync(file);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    return { problem: `cannot read password file ${file}: ${reason}` };
+  }
+  const password = bytes.toString('utf8').replace(/\r?\n$/, '');
+  if (password === '') return { problem: `password file ${file} is empty` };
+  if (/[\r\n]/.test(password)) {
+    return { problem: `password file ${file} has more than one line; write the password alone` };
+  }
+  const length = Buffer.byteLength(password);
+  if (length > MAX_SOCKS_PASSWORD_BYTES) {
+    return {
+      problem: `password in ${file} is ${length} bytes, more than the maximum ${MAX_SOCKS_PASSWORD_BYTES} (RFC 1929)`,
+    };
+  }
+  return password;
+}
+
+function toListener(input: ListenerConfig, users: SocksUser[]): Listener {
   switch (input.type) {
     case 'relay': {
       const relay: Listener = {
@@ -253,12 +310,16 @@ function toListener(input: ListenerConfig): Listener {
     case 'http-proxy':
       return { name: input.name, type: 'http-proxy', listen: input.listen };
     case 'socks5':
-      return { name: input.name, type: 'socks5', listen: input.listen, users: input.users ?? [] };
+      return { name: input.name, type: 'socks5', listen: input.listen, users };
   }
 }
 
 function issueMessage(issue: z.core.$ZodIssue): string {
   if ('input' in issue && issue.input === undefined) return 'missing required key';
+  // A password of the wrong type is still a password: the message leaves its value out.
+  if (issue.path.at(-1) === 'password' && issue.code === 'invalid_type') {
+    return `expected ${issue.expected}`;
+  }
   if (issue.code === 'invalid_type') return `expected ${issue.expected}, got ${quote(issue.input)}`;
   if (
     issue.code === 'invalid_union' &&

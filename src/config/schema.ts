@@ -98,13 +98,36 @@ const httpProxySchema = z.strictObject({
   listen: hostPort,
 });
 
+/** A SOCKS5 user with the password in the config or in a file named by `password_file`. */
+const socksUserSchema = z
+  .strictObject({
+    username: socksCredential,
+    password: socksCredential.optional(),
+    password_file: z.string().min(1, 'must not be empty').optional(),
+  })
+  .superRefine((user, ctx) => {
+    if (user.password !== undefined && user.password_file !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['password_file'],
+        input: user.password_file,
+        message: 'set either password or password_file, not both',
+      });
+    } else if (user.password === undefined && user.password_file === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['password'],
+        input: null,
+        message: 'missing password; set password or password_file',
+      });
+    }
+  });
+
 const socksSchema = z.strictObject({
   name: listenerName,
   type: z.literal('socks5'),
   listen: hostPort,
-  users: z
-    .array(z.strictObject({ username: socksCredential, password: socksCredential }))
-    .optional(),
+  users: z.array(socksUserSchema).optional(),
 });
 
 export const listenerSchema = z.discriminatedUnion('type', [

@@ -3,6 +3,7 @@
 // kept (at most MAX_HANDSHAKE_BYTES) until it is complete; bytes after the request are the
 // first bytes of the tunnel.
 
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, isIPv4, isIPv6, type Server, type Socket } from 'node:net';
 import type { Listener, SocksUser } from '../config/load.js';
 import { clientEndpoint, type ProxyContext } from './gateway.js';
@@ -138,6 +139,27 @@ function expandIpv6(text: string): Buffer {
   return bytes;
 }
 
+/**
+ * Checks a username and password against every configured user. Each comparison takes the same
+ * time wherever the values differ: both sides are SHA-256 digests, compared with
+ * timingSafeEqual, and no user is skipped.
+ */
+export function isKnownUser(users: readonly SocksUser[], offered: SocksUser): boolean {
+  const username = sha256(offered.username);
+  const password = sha256(offered.password);
+  let known = false;
+  for (const user of users) {
+    const sameUsername = timingSafeEqual(sha256(user.username), username);
+    const samePassword = timingSafeEqual(sha256(user.password), password);
+    known = (sameUsername && samePassword) || known;
+  }
+  return known;
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
 function replyFor(code: string): number {
   if (code === 'ECONNREFUSED') return SocksReply.ConnectionRefused;
   if (code === 'ENETUNREACH') return SocksReply.NetworkUnreachable;
@@ -229,10 +251,7 @@ class SocksHandshake {
           return;
         }
         this.consume(auth.length);
-        const known = this.listener.users.some(
-          (user) => user.username === auth.value.username && user.password === auth.value.password,
-        );
-        if (!known) {
+        if (!isKnownUser(this.listener.users, auth.value)) {
           this.client.end(Buffer.from([AUTH_VERSION, 0x01]));
           this.close('authentication failed');
           return;

@@ -322,3 +322,79 @@ limits: { drain_timeout: 2s }
     expect(blocked.at(-1)?.rule?.id).toBe('upload-limit');
   });
 });
+
+describe('SOCKS5 user with a password file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-socks-file-'));
+  const password = 'file-only-pass-7Q';
+  const { log, lines } = capturingLog();
+  const ports = { socks: 0, target: 0 };
+  let target: HttpServer;
+  let gateway: RunningGateway;
+
+  const viaSocks = (credentials: string) =>
+    curl([
+      '--socks5',
+      `127.0.0.1:${ports.socks}`,
+      '--proxy-user',
+      credentials,
+      '-w',
+      '%{http_code}',
+      `http://127.0.0.2:${ports.target}/`,
+    ]);
+
+  beforeAll(async () => {
+    ports.socks = await freePort('127.0.0.1');
+    ports.target = await freePort('127.0.0.2');
+    target = createHttpServer((_req, res) => res.end('hello through socks\n'));
+    await listen(target, '127.0.0.2', ports.target);
+
+    writeFileSync(join(dir, 'vendor.password'), `${password}\n`);
+    const config = loadConfigText(
+      `version: 1
+protected_networks: [127.0.0.1/32]
+events: events.jsonl
+listeners:
+  - name: socks
+    type: socks5
+    listen: "127.0.0.1:${ports.socks}"
+    users:
+      - { username: vendor, password_file: vendor.password }
+`,
+      join(dir, 'gw.yaml'),
+      dir,
+    );
+    gateway = await startGateway({ config, log });
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+    target?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('accepts the password from the file', async () => {
+    const served = await viaSocks(`vendor:${password}`);
+    expect(served.code).toBe(0);
+    expect(served.stdout).toBe('hello through socks\n200');
+  });
+
+  it('rejects a wrong or padded password', async () => {
+    for (const wrong of ['wrong-pass', `${password}\n`, `${password} `, password.slice(0, -1)]) {
+      const rejected = await viaSocks(`vendor:${wrong}`);
+      expect(rejected.code).not.toBe(0);
+      expect(rejected.stdout).toBe('000');
+    }
+    const wrongUser = await viaSocks(`other:${password}`);
+    expect(wrongUser.stdout).toBe('000');
+  });
+
+  it('never logs the password', async () => {
+    await viaSocks(`vendor:${password}`);
+    await viaSocks(`vendor:${password}x`);
+    await gateway.stop();
+    const text = lines.map((line) => JSON.stringify(line)).join('\n');
+    expect(lines.some((line) => line.reason === 'authentication failed')).toBe(true);
+    expect(text).not.toContain(password);
+    expect(readFileSync(join(dir, 'events.jsonl'), 'utf8')).not.toContain(password);
+  });
+});
