@@ -166,6 +166,17 @@ export class Gateway implements ProxyContext {
       for (const { server } of this.servers) server.close();
       throw error;
     }
+    if (!networksOverlap(this.sourceNetworks, this.options.protectedNetworks)) {
+      // Egress is what inside endpoints send, so with every client outside, uploads are never
+      // metered: only what destinations inside the protected networks send back is.
+      this.log.warn(
+        {
+          sourceNetworks: this.sourceNetworks.entries,
+          protectedNetworks: this.options.protectedNetworks.entries,
+        },
+        'no source network overlaps the protected networks, so client uploads are not metered; add the clients to protected_networks',
+      );
+    }
   }
 
   /** Replaces the running policy; the caller validated it. */
@@ -329,6 +340,15 @@ function listen(server: Server, address: HostPort): Promise<void> {
       resolve();
     });
   });
+}
+
+/** True when some address is in both sets: two networks overlap when one contains the other's address. */
+export function networksOverlap(a: CidrSet, b: CidrSet): boolean {
+  const address = (entry: string) => entry.split('/')[0] ?? entry;
+  return (
+    a.entries.some((entry) => b.has(address(entry))) ||
+    b.entries.some((entry) => a.has(address(entry)))
+  );
 }
 
 function isPowerOfTwo(n: number): boolean {

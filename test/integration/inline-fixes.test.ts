@@ -15,11 +15,13 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
+import { DEFAULT_CONFIG_TEXT } from '../../src/config/default.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { EXPECT_CONTINUE_TIMEOUT_MS } from '../../src/proxy/http-proxy.js';
 
 const run = promisify(execFile);
 const UPLOAD_BYTES = 2 * 1024 * 1024;
+const NOT_METERED = 'no source network overlaps the protected networks';
 const THRESHOLD = 1_000_000;
 
 async function freePort(host: string): Promise<number> {
@@ -396,5 +398,103 @@ listeners:
     expect(lines.some((line) => line.reason === 'authentication failed')).toBe(true);
     expect(text).not.toContain(password);
     expect(readFileSync(join(dir, 'events.jsonl'), 'utf8')).not.toContain(password);
+  });
+});
+
+describe('local trial of the default policy', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-trial-'));
+  const eventsPath = join(dir, 'events.jsonl');
+  const children: ChildProcess[] = [];
+  let pythonPort = 0;
+
+  /** Starts a gateway from `configText`, runs a GET and a PUT through it, and stops it. */
+  async function tryConfig(configText: string) {
+    const { log, lines } = capturingLog();
+    rmSync(eventsPath, { force: true });
+    const config = loadConfigText(configText, join(dir, 'trial.yaml'), dir);
+    const gateway = await startGateway({ config, log });
+    const proxy = gateway.gateway.servers[0]!.address;
+    const url = `http://127.0.0.2:${pythonPort}`;
+    const get = await curl([
+      '-x',
+      `http://127.0.0.1:${proxy.port}`,
+      '-w',
+      '%{http_code}',
+      '-o',
+      '/dev/null',
+      `${url}/`,
+    ]);
+    const put = await curl([
+      '-x',
+      `http://127.0.0.1:${proxy.port}`,
+      '-w',
+      '%{http_code}',
+      '-o',
+      '/dev/null',
+      '-T',
+      join(dir, 'upload.bin'),
+      `${url}/up`,
+    ]);
+    await gateway.stop();
+    const events = readFileSync(eventsPath, 'utf8')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as Record<string, any>);
+    return { lines, events, get: get.stdout, put: put.stdout };
+  }
+
+  beforeAll(async () => {
+    writeFileSync(join(dir, 'upload.bin'), Buffer.alloc(200_000, 0x61));
+    pythonPort = await freePort('127.0.0.2');
+    const python = spawn(
+      '/usr/bin/python3',
+      ['-m', 'http.server', '--bind', '127.0.0.2', '--directory', dir, String(pythonPort)],
+      { detached: true, stdio: 'ignore' },
+    );
+    children.push(python);
+    await waitForPort('127.0.0.2', pythonPort);
+  });
+
+  afterAll(() => {
+    for (const child of children) {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('warns that the embedded config meters no uploads', async () => {
+    const result = await tryConfig(
+      DEFAULT_CONFIG_TEXT.replace('127.0.0.1:3128', `127.0.0.1:${await freePort('127.0.0.1')}`)
+        .replace('127.0.0.1:1080', `127.0.0.1:${await freePort('127.0.0.1')}`)
+        .concat('events: events.jsonl\n'),
+    );
+    expect(result.get).toBe('200');
+    expect(result.put).toBe('501');
+    const warnings = result.lines.filter((line) => line.msg?.startsWith(NOT_METERED));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.level).toBe(40);
+    expect(warnings[0]?.sourceNetworks).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(warnings[0]?.protectedNetworks).toContain('10.0.0.0/8');
+    expect(result.events).toEqual([]);
+  });
+
+  it('meters the documented trial config', async () => {
+    // The configuration docs/configuration.md gives for a local trial, with a free port.
+    const result = await tryConfig(`version: 1
+protected_networks: [127.0.0.1/32]
+source_networks: [127.0.0.0/8, "::1/128"]
+events: events.jsonl
+listeners:
+  - { name: http, type: http-proxy, listen: "127.0.0.1:${await freePort('127.0.0.1')}" }
+`);
+    expect(result.get).toBe('200');
+    expect(result.put).toBe('501');
+    expect(result.lines.some((line) => line.msg?.startsWith(NOT_METERED))).toBe(false);
+    const requests = result.events.filter((event) => event.event?.action === 'http-request');
+    expect(requests.map((event) => event.http?.request?.method).sort()).toEqual(['GET', 'PUT']);
+    const meters = result.events.filter((event) => event.event?.action === 'egress-meter');
+    expect(meters.length).toBeGreaterThan(0);
+    expect(meters[0]?.destination?.ip).toBe('127.0.0.2');
+    expect(meters[0]?.tollgate?.egress?.bytes).toBeGreaterThan(0);
   });
 });
