@@ -66,7 +66,10 @@ export class PduBoundaryTracker {
         continue;
       }
       const take = Math.min(PDU_HEADER_LENGTH - this.headerFilled, chunk.length - offset);
-      chunk.copy(this.header, this.headerFilled, offset, offset + take);
+      // A byte loop: Buffer.copy's argument checks cost more than six bytes, once per PDU.
+      for (let index = 0; index < take; index++) {
+        this.header[this.headerFilled + index] = chunk[offset + index]!;
+      }
       if (this.firstPduType < 0) this.firstPduType = this.header[0]!;
       this.headerFilled += take;
       offset += take;
