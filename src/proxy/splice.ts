@@ -140,8 +140,10 @@ export class Splice {
     // The engine may have raised a block verdict on this very chunk: then it is not forwarded.
     if (this.cut) return;
 
-    if (side === this.options.flow.insideSide && this.throttle !== null)
-      this.throttle.push(chunk.length, () => this.forward(side, chunk));
+    // The closure is only made when the throttle may hold the chunk, not on every read.
+    const throttle = side === this.options.flow.insideSide ? this.throttle : null;
+    if (throttle !== null && !throttle.idle)
+      throttle.push(chunk.length, () => this.forward(side, chunk));
     else this.forward(side, chunk);
   }
 

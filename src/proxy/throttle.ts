@@ -87,6 +87,11 @@ export class EgressThrottle {
     return this.limiters.length > 0;
   }
 
+  /** True when push() would send at once: no throttle verdict applies and nothing waits. */
+  get idle(): boolean {
+    return this.limiters.length === 0 && this.waiting.length === 0;
+  }
+
   /** Applies a throttle verdict from the engine; verdicts without a rate are ignored. */
   add(verdict: Verdict): void {
     const rate = verdict.rateBytesPerSecond;
@@ -99,7 +104,7 @@ export class EgressThrottle {
   /** Runs `send` for `bytes` egress bytes now, or queues it until the caps allow it. */
   push(bytes: number, send: () => void): void {
     if (this.disposed) return;
-    if (this.limiters.length === 0 && this.waiting.length === 0) {
+    if (this.idle) {
       send();
       return;
     }
