@@ -83,6 +83,21 @@ describe('EgressThrottle', () => {
     expect(calls).toEqual(['a']);
   });
 
+  it('is idle only without verdict and waiting chunk', () => {
+    const { throttle, advance } = make();
+    expect(throttle.idle).toBe(true);
+    throttle.add(throttleVerdict('slow', 1000));
+    // The splice forwards directly while idle, so a verdict alone must end idleness.
+    expect(throttle.idle).toBe(false);
+    throttle.push(500, () => {});
+    expect(throttle.holding).toBe(true);
+    advance(500);
+    expect(throttle.holding).toBe(false);
+    expect(throttle.idle).toBe(false);
+    throttle.dispose();
+    expect(throttle.idle).toBe(true);
+  });
+
   it('delays chunks to the verdict rate', () => {
     const { throttle, calls, advance } = make();
     throttle.add(throttleVerdict('slow', 1000));
