@@ -4,16 +4,14 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import type { PathSegment } from '../policy/compile.js';
-import {
-  formatPath,
-  formatPolicyError,
-  MAX_YAML_ALIAS_COUNT,
-  type PolicyError,
-} from '../policy/load.js';
 import { quote } from '../policy/schema.js';
+import {
+  formatPolicyError,
+  type PolicyError,
+  readTextFile,
+  YamlSource,
+} from '../policy/yaml-source.js';
 import { configSchema, type HostPort, type ListenerConfig, listenerSchema } from './schema.js';
 
 /** Largest configuration file read, in bytes. */
@@ -116,11 +114,7 @@ export class ConfigReadError extends Error {
 export function loadConfigFile(path: string): GatewayConfig {
   let text: string;
   try {
-    const size = statSync(path).size;
-    if (size > MAX_CONFIG_FILE_BYTES) {
-      throw new Error(`file size ${size} bytes exceeds the maximum ${MAX_CONFIG_FILE_BYTES}`);
-    }
-    text = readFileSync(path, 'utf8');
+    text = readTextFile(path, MAX_CONFIG_FILE_BYTES);
   } catch (cause) {
     throw new ConfigReadError(path, { cause });
   }
@@ -134,54 +128,14 @@ export function loadConfigFile(path: string): GatewayConfig {
  */
 export function loadConfigText(text: string, fileName: string, baseDir: string): GatewayConfig {
   const errors: PolicyError[] = [];
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  for (const error of doc.errors) {
-    const position = lineCounter.linePos(error.pos[0]);
-    errors.push({
-      file: fileName,
-      line: position.line,
-      column: position.col,
-      path: '',
-      message: `invalid YAML: ${error.message.split('\n')[0]}`,
-    });
-  }
+  const source = new YamlSource(fileName, text, errors, wordConfigIssue);
+  if (!source.ok) throw new ConfigValidationError(errors);
+  // toJS records an error only when the conversion fails, as on too many aliases.
+  const raw = source.toJS();
   if (errors.length > 0) throw new ConfigValidationError(errors);
 
-  const report = (path: readonly PathSegment[], message: string, atKey = false) => {
-    const position = lineCounter.linePos(offsetOf(doc.contents, path, atKey));
-    errors.push({
-      file: fileName,
-      line: position.line,
-      column: position.col,
-      path: formatPath(path),
-      message,
-    });
-  };
-  const reportIssues = (error: z.ZodError, prefix: PathSegment[] = []) => {
-    for (const issue of error.issues) {
-      const path = [
-        ...prefix,
-        ...issue.path.filter((s): s is PathSegment => typeof s !== 'symbol'),
-      ];
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) report([...path, key], `unknown key "${key}"`, true);
-      } else {
-        report(path, issueMessage(issue));
-      }
-    }
-  };
-
-  let raw: unknown;
-  try {
-    raw = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
-  } catch (error) {
-    report([], `invalid YAML: ${error instanceof Error ? error.message : String(error)}`);
-    throw new ConfigValidationError(errors);
-  }
-
   const top = configSchema.safeParse(raw, { reportInput: true });
-  if (!top.success) reportIssues(top.error);
+  if (!top.success) source.reportIssues(top.error);
 
   // Listeners are checked one by one, so that one broken listener does not hide the others.
   const fields = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
@@ -191,7 +145,7 @@ export function loadConfigText(text: string, fileName: string, baseDir: string):
   (Array.isArray(fields.listeners) ? fields.listeners : []).forEach((value, index) => {
     const parsed = listenerSchema.safeParse(value, { reportInput: true });
     if (!parsed.success) {
-      reportIssues(parsed.error, ['listeners', index]);
+      source.reportIssues(parsed.error, ['listeners', index]);
       return;
     }
     const users: SocksUser[] = [];
@@ -206,14 +160,17 @@ export function loadConfigText(text: string, fileName: string, baseDir: string):
         if (typeof password === 'string') {
           users.push({ username: user.username, password });
         } else {
-          report(['listeners', index, 'users', userIndex, 'password_file'], password.problem);
+          source.report(
+            ['listeners', index, 'users', userIndex, 'password_file'],
+            password.problem,
+          );
         }
       });
     }
     const listener = toListener(parsed.data, users);
     const previousName = names.get(listener.name);
     if (previousName !== undefined) {
-      report(
+      source.report(
         ['listeners', index, 'name'],
         `listener name ${quote(listener.name)} is already used by listeners[${previousName}]`,
       );
@@ -222,7 +179,7 @@ export function loadConfigText(text: string, fileName: string, baseDir: string):
     const address = `${listener.listen.host}|${listener.listen.port}`;
     const previousAddress = addresses.get(address);
     if (previousAddress !== undefined) {
-      report(
+      source.report(
         ['listeners', index, 'listen'],
         `address ${listener.listen.host}:${listener.listen.port} is already used by listeners[${previousAddress}]`,
       );
@@ -314,13 +271,12 @@ function toListener(input: ListenerConfig, users: SocksUser[]): Listener {
   }
 }
 
-function issueMessage(issue: z.core.$ZodIssue): string {
-  if ('input' in issue && issue.input === undefined) return 'missing required key';
+/** Words the configuration's issues that the shared wording in describeIssue would get wrong. */
+function wordConfigIssue(issue: z.core.$ZodIssue): string | undefined {
   // A password of the wrong type is still a password: the message leaves its value out.
   if (issue.path.at(-1) === 'password' && issue.code === 'invalid_type') {
     return `expected ${issue.expected}`;
   }
-  if (issue.code === 'invalid_type') return `expected ${issue.expected}, got ${quote(issue.input)}`;
   if (
     issue.code === 'invalid_union' &&
     'note' in issue &&
@@ -334,36 +290,5 @@ function issueMessage(issue: z.core.$ZodIssue): string {
       ? issue.message
       : `invalid value ${quote(issue.input)}; expected one of ${options}`;
   }
-  return issue.message;
-}
-
-/** Finds the offset of the deepest YAML node on `path` that exists, or returns 0. */
-function offsetOf(root: unknown, path: readonly PathSegment[], atKey: boolean): number {
-  let node = root;
-  let offset = rangeStart(node) ?? 0;
-  for (const [index, segment] of path.entries()) {
-    if (isMap(node)) {
-      const pair = node.items.find(
-        (item) => isScalar(item.key) && String(item.key.value) === String(segment),
-      );
-      if (!pair) break;
-      const keyStart = rangeStart(pair.key);
-      const valueStart = rangeStart(pair.value);
-      const last = index === path.length - 1;
-      offset = (last && atKey ? keyStart : (valueStart ?? keyStart)) ?? offset;
-      node = pair.value;
-    } else if (isSeq(node) && typeof segment === 'number') {
-      const item = node.items[segment];
-      if (!item) break;
-      offset = rangeStart(item) ?? offset;
-      node = item;
-    } else {
-      break;
-    }
-  }
-  return offset;
-}
-
-function rangeStart(node: unknown): number | undefined {
-  return (node as Node | null | undefined)?.range?.[0];
+  return undefined;
 }

@@ -4,9 +4,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isLoopbackHost } from '../admin/loopback.js';
-import { parseCidr } from '../policy/cidr.js';
 import { hostEntryProblem } from '../policy/hosts.js';
-import { quote } from '../policy/schema.js';
+import { cidr, parsed, quote } from '../policy/schema.js';
 
 /** A host and port to listen on or connect to. `host` is an address or a DNS name. */
 export interface HostPort {
@@ -51,25 +50,6 @@ export function parseHostPort(value: unknown): HostPort | string {
   }
   return { host, port };
 }
-
-/** A schema whose value is produced by `parse`, which returns a reason string on error. */
-function parsed<T>(parse: (value: unknown) => T | string) {
-  return z.unknown().transform((value, ctx): T => {
-    const result = value === undefined ? 'missing required value' : parse(value);
-    if (typeof result === 'string') {
-      ctx.addIssue({ code: 'custom', message: result });
-      return z.NEVER;
-    }
-    return result;
-  });
-}
-
-const cidr = z.string().superRefine((value, ctx) => {
-  const result = parseCidr(value);
-  if (typeof result === 'string') {
-    ctx.addIssue({ code: 'custom', message: `invalid CIDR ${quote(value)}: ${result}` });
-  }
-});
 
 const listenerName = z
   .string()

@@ -2,35 +2,19 @@
 // Every problem becomes a PolicyError naming the file, line, column and key path, and all of a
 // file's problems are reported together.
 
-import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { CidrSet } from './cidr.js';
-import {
-  buildMatcher,
-  type IndexedRule,
-  type PathSegment,
-  type Reporter,
-  RuleCompiler,
-} from './compile.js';
+import { buildMatcher, type IndexedRule, type PathSegment, RuleCompiler } from './compile.js';
 import type { CompiledList, Policy } from './model.js';
 import { listBodySchema, listEntrySchema, policySchema, quote, ruleSchema } from './schema.js';
+import { formatPolicyError, type PolicyError, readTextFile, YamlSource } from './yaml-source.js';
+
+export { formatPolicyError, type PolicyError } from './yaml-source.js';
 
 /** Largest policy or list file read, in bytes; bigger files are reported as errors. */
 export const MAX_POLICY_FILE_BYTES = 16 * 1024 * 1024;
-/** Largest number of alias expansions per YAML document, against "billion laughs" files. */
-export const MAX_YAML_ALIAS_COUNT = 100;
-
-export interface PolicyError {
-  file: string;
-  line: number;
-  column: number;
-  /** Key path inside the file, like "rules[2].threshold"; empty for the whole document. */
-  path: string;
-  message: string;
-}
 
 export class PolicyValidationError extends Error {
   readonly code = 'POLICY_INVALID';
@@ -66,145 +50,21 @@ export class PolicyReadError extends Error {
   }
 }
 
-/** Formats an error as "file:line:column path: message". */
-export function formatPolicyError(error: PolicyError): string {
-  const where = `${error.file}:${error.line}:${error.column}`;
-  return error.path ? `${where} ${error.path}: ${error.message}` : `${where} ${error.message}`;
-}
-
-export function formatPath(path: readonly PathSegment[]): string {
-  let text = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') text += `[${segment}]`;
-    else text += text ? `.${segment}` : segment;
-  }
-  return text;
-}
-
-/** A parsed YAML file that can turn key paths into line and column. */
-class SourceFile {
-  readonly lineCounter = new LineCounter();
-  readonly doc: Document;
-
-  constructor(
-    readonly name: string,
-    text: string,
-    private readonly errors: PolicyError[],
-  ) {
-    this.doc = parseDocument(text, { lineCounter: this.lineCounter, prettyErrors: false });
-    for (const error of this.doc.errors) {
-      const position = this.lineCounter.linePos(error.pos[0]);
-      this.errors.push({
-        file: name,
-        line: position.line,
-        column: position.col,
-        path: '',
-        message: `invalid YAML: ${error.message.split('\n')[0]}`,
-      });
-    }
-  }
-
-  get ok(): boolean {
-    return this.doc.errors.length === 0;
-  }
-
-  /** Converts the document to plain values; reports the failure and returns undefined on error. */
-  toJS(): unknown {
-    try {
-      return this.doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      this.report([], `invalid YAML: ${reason}`);
-      return undefined;
-    }
-  }
-
-  report: Reporter = (path, message, options) => {
-    const offset = this.offsetOf(path, options?.atKey ?? false);
-    const position = this.lineCounter.linePos(offset);
-    this.errors.push({
-      file: this.name,
-      line: position.line,
-      column: position.col,
-      path: formatPath(path),
-      message,
-    });
-  };
-
-  /** Reports each zod issue, splitting unknown-key issues into one error per key. */
-  reportIssues(error: z.ZodError, prefix: PathSegment[] = []): void {
-    for (const issue of error.issues) {
-      const issuePath = issue.path.filter((s): s is PathSegment => typeof s !== 'symbol');
-      const path = [...prefix, ...issuePath];
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys)
-          this.report([...path, key], `unknown key "${key}"`, { atKey: true });
-      } else {
-        this.report(path, issueMessage(issue));
-      }
-    }
-  }
-
-  /** Finds the offset of the deepest node on `path` that exists, or returns 0. */
-  private offsetOf(path: readonly PathSegment[], atKey: boolean): number {
-    let node: unknown = this.doc.contents;
-    let offset = rangeStart(node) ?? 0;
-    for (const [index, segment] of path.entries()) {
-      const last = index === path.length - 1;
-      if (isMap(node)) {
-        const pair = node.items.find(
-          (item) => isScalar(item.key) && String(item.key.value) === String(segment),
-        );
-        if (!pair) break;
-        const keyStart = rangeStart(pair.key);
-        const valueStart = rangeStart(pair.value);
-        offset = (last && atKey ? keyStart : (valueStart ?? keyStart)) ?? offset;
-        node = pair.value;
-      } else if (isSeq(node) && typeof segment === 'number') {
-        const item = node.items[segment];
-        if (!item) break;
-        offset = rangeStart(item) ?? offset;
-        node = item;
-      } else {
-        break;
-      }
-    }
-    return offset;
-  }
-}
-
-function rangeStart(node: unknown): number | undefined {
-  return (node as Node | null | undefined)?.range?.[0];
-}
-
-function issueMessage(issue: z.core.$ZodIssue): string {
-  if ('input' in issue && issue.input === undefined) return 'missing required key';
-  if (issue.code === 'invalid_type') {
-    return `expected ${issue.expected}, got ${quote(issue.input)}`;
-  }
-  if (issue.code === 'invalid_value') {
-    const options = issue.values.map((value) => quote(value)).join(', ');
-    const input = 'input' in issue ? ` got ${quote(issue.input)};` : '';
-    return issue.values.length === 1 && issue.message
-      ? issue.message
-      : `invalid value;${input} expected one of ${options}`;
-  }
-  return issue.message;
-}
-
-function readText(path: string): string {
-  const size = statSync(path).size;
-  if (size > MAX_POLICY_FILE_BYTES) {
-    throw new Error(`file size ${size} bytes exceeds the maximum ${MAX_POLICY_FILE_BYTES}`);
-  }
-  return readFileSync(path, 'utf8');
+/** Words the policy's invalid enum values with the value read and the values allowed. */
+function wordPolicyIssue(issue: z.core.$ZodIssue): string | undefined {
+  if (issue.code !== 'invalid_value') return undefined;
+  const options = issue.values.map((value) => quote(value)).join(', ');
+  const input = 'input' in issue ? ` got ${quote(issue.input)};` : '';
+  return issue.values.length === 1 && issue.message
+    ? issue.message
+    : `invalid value;${input} expected one of ${options}`;
 }
 
 /** Reads the policy file at `path`; throws PolicyReadError or PolicyValidationError. */
 export function loadPolicyFile(path: string): Policy {
   let text: string;
   try {
-    text = readText(path);
+    text = readTextFile(path, MAX_POLICY_FILE_BYTES);
   } catch (cause) {
     throw new PolicyReadError(path, { cause });
   }
@@ -217,7 +77,7 @@ export function loadPolicyFile(path: string): Policy {
  */
 export function loadPolicyText(text: string, fileName: string, baseDir: string): Policy {
   const errors: PolicyError[] = [];
-  const source = new SourceFile(fileName, text, errors);
+  const source = new YamlSource(fileName, text, errors, wordPolicyIssue);
   if (!source.ok) throw new PolicyValidationError(errors);
 
   const raw = source.toJS();
@@ -263,7 +123,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 function loadList(
   name: string,
   value: unknown,
-  policy: SourceFile,
+  policy: YamlSource,
   baseDir: string,
   errors: PolicyError[],
 ): CompiledList | null {
@@ -291,14 +151,14 @@ function loadList(
   const displayName = isAbsolute(file) ? file : join(dirname(policy.name), file);
   let text: string;
   try {
-    text = readText(resolve(baseDir, file));
+    text = readTextFile(resolve(baseDir, file), MAX_POLICY_FILE_BYTES);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     policy.report([...path, 'file'], `cannot read list file ${quote(file)}: ${reason}`);
     return null;
   }
 
-  const listFile = new SourceFile(displayName, text, errors);
+  const listFile = new YamlSource(displayName, text, errors, wordPolicyIssue);
   if (!listFile.ok) return null;
   const result = listBodySchema.safeParse(listFile.toJS() ?? {}, { reportInput: true });
   if (!result.success) {

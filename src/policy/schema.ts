@@ -77,7 +77,7 @@ export function parsePortRange(value: unknown): [number, number] | string {
 }
 
 /** A schema whose value is produced by `parse`, which returns a reason string on error. */
-function parsed<T>(parse: (value: unknown) => T | string) {
+export function parsed<T>(parse: (value: unknown) => T | string) {
   return z.unknown().transform((value, ctx): T => {
     const result = value === undefined ? 'missing required value' : parse(value);
     if (typeof result === 'string') {
@@ -88,7 +88,8 @@ function parsed<T>(parse: (value: unknown) => T | string) {
   });
 }
 
-const cidr = z.string().superRefine((value, ctx) => {
+/** A CIDR like "10.0.0.0/8" or "2001:db8::/32", checked by parseCidr. */
+export const cidr = z.string().superRefine((value, ctx) => {
   const result = parseCidr(value);
   if (typeof result === 'string') {
     ctx.addIssue({ code: 'custom', message: `invalid CIDR ${quote(value)}: ${result}` });
