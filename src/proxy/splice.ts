@@ -12,6 +12,7 @@ import type { EngineFlow } from '../engine/flow.js';
 import type { FlowEndReason, Verdict } from '../engine/front-end.js';
 import type { Millis, Side } from '../engine/types.js';
 import { abortPdu, associateRejectPdu, PduBoundaryTracker, RejectReason } from './dicom-pdu.js';
+import { raiseMallocTrimThreshold } from './malloc-trim.js';
 import { EgressThrottle, type RateLimiterRegistry } from './throttle.js';
 
 export interface SpliceServices {
@@ -51,6 +52,8 @@ export class Splice {
 
   constructor(private readonly options: SpliceOptions) {
     const { client, upstream, flow } = options;
+    // Every read allocates a buffer; keep glibc from unmapping them between collections.
+    raiseMallocTrimThreshold();
     this.sockets = [client, upstream];
     this.pdus = options.dicom ? [new PduBoundaryTracker(), new PduBoundaryTracker()] : null;
     this.lastActivity = options.services.now();
