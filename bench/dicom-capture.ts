@@ -3,10 +3,8 @@
 // acknowledgements and C-STORE responses. Used by the sniff benchmark; every byte is
 // generated here, so anyone can regenerate the file.
 
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import { PcapWriter, TcpConnection } from './pcap-writer.js';
 
-const MSS = 1460;
 const PDU_MAX = 16_384;
 const INSIDE_IP = [10, 20, 0, 10];
 const REMOTE_IP = [203, 0, 113, 50];
@@ -146,134 +144,16 @@ export function message(data: Buffer, command: boolean): Buffer[] {
   return pdus;
 }
 
-class PcapWriter {
-  private readonly stream;
-  private buffers: Buffer[] = [];
-  private pendingBytes = 0;
-  written = 0;
-  packets = 0;
-  ts = Date.UTC(2026, 10, 3, 2, 0, 0) * 1000;
-
-  constructor(path: string) {
-    this.stream = createWriteStream(path);
-    const header = Buffer.alloc(24);
-    header.writeUInt32LE(0xa1b2c3d4, 0);
-    header.writeUInt16LE(2, 4);
-    header.writeUInt16LE(4, 6);
-    header.writeUInt32LE(65_535, 16);
-    header.writeUInt32LE(1, 20);
-    this.push(header);
-  }
-
-  frame(
-    fromInside: boolean,
-    srcPort: number,
-    seq: number,
-    ack: number,
-    flags: number,
-    payload: Buffer,
-  ): void {
-    const ipLength = 20 + 20 + payload.length;
-    const frame = Buffer.alloc(14 + ipLength);
-    frame.writeUInt16BE(0x0800, 12);
-    frame.writeUInt8(0x45, 14);
-    frame.writeUInt16BE(ipLength, 16);
-    frame.writeUInt8(64, 22);
-    frame.writeUInt8(6, 23);
-    const [src, dst] = fromInside ? [INSIDE_IP, REMOTE_IP] : [REMOTE_IP, INSIDE_IP];
-    frame.set(src, 26);
-    frame.set(dst, 30);
-    frame.writeUInt16BE(fromInside ? srcPort : REMOTE_PORT, 34);
-    frame.writeUInt16BE(fromInside ? REMOTE_PORT : srcPort, 36);
-    frame.writeUInt32BE(seq >>> 0, 38);
-    frame.writeUInt32BE(ack >>> 0, 42);
-    frame.writeUInt8(0x50, 46);
-    frame.writeUInt8(flags, 47);
-    frame.writeUInt16BE(65_535, 48);
-    payload.copy(frame, 54);
-
-    this.ts += 10;
-    const record = Buffer.alloc(16);
-    record.writeUInt32LE(Math.floor(this.ts / 1e6), 0);
-    record.writeUInt32LE(this.ts % 1e6, 4);
-    record.writeUInt32LE(frame.length, 8);
-    record.writeUInt32LE(frame.length, 12);
-    this.push(record);
-    this.push(frame);
-    this.packets++;
-  }
-
-  private push(buffer: Buffer): void {
-    this.buffers.push(buffer);
-    this.pendingBytes += buffer.length;
-    this.written += buffer.length;
-  }
-
-  async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
-    const chunk = Buffer.concat(this.buffers);
-    this.buffers = [];
-    this.pendingBytes = 0;
-    if (!this.stream.write(chunk)) await once(this.stream, 'drain');
-  }
-
-  get pending(): number {
-    return this.pendingBytes;
-  }
-
-  async close(): Promise<void> {
-    await this.flush();
-    this.stream.end();
-    await once(this.stream, 'finish');
-  }
-}
-
-/** One TCP connection's sequence state, for writing both directions. */
-class Connection {
-  insideSeq = 1000;
-  remoteSeq = 5000;
-  private unacked = 0;
-
-  constructor(
-    private readonly out: PcapWriter,
-    private readonly port: number,
-  ) {
-    out.frame(true, port, this.insideSeq - 1, 0, 0x02, Buffer.alloc(0));
-    out.frame(false, port, this.remoteSeq - 1, this.insideSeq, 0x12, Buffer.alloc(0));
-    out.frame(true, port, this.insideSeq, this.remoteSeq, 0x10, Buffer.alloc(0));
-  }
-
-  /** Sends `data` from the inside in MSS-sized segments; the remote acknowledges every second one. */
-  insideSends(data: Buffer): void {
-    for (let offset = 0; offset < data.length; offset += MSS) {
-      const segment = data.subarray(offset, offset + MSS);
-      this.out.frame(true, this.port, this.insideSeq, this.remoteSeq, 0x18, segment);
-      this.insideSeq += segment.length;
-      if (++this.unacked === 2) {
-        this.unacked = 0;
-        this.out.frame(false, this.port, this.remoteSeq, this.insideSeq, 0x10, Buffer.alloc(0));
-      }
-    }
-  }
-
-  remoteSends(data: Buffer): void {
-    this.out.frame(false, this.port, this.remoteSeq, this.insideSeq, 0x18, data);
-    this.remoteSeq += data.length;
-  }
-
-  close(): void {
-    this.out.frame(true, this.port, this.insideSeq, this.remoteSeq, 0x11, Buffer.alloc(0));
-    this.out.frame(false, this.port, this.remoteSeq, this.insideSeq + 1, 0x11, Buffer.alloc(0));
-    this.out.frame(true, this.port, this.insideSeq + 1, this.remoteSeq + 1, 0x10, Buffer.alloc(0));
-  }
-}
-
 /** Writes the capture and returns what it contains. */
 export async function writeDicomCapture(
   path: string,
   spec: CaptureSpec,
 ): Promise<{ bytes: number; packets: number; instances: number; associations: number }> {
-  const out = new PcapWriter(path);
+  const out = new PcapWriter(path, {
+    clientIp: INSIDE_IP,
+    serverIp: REMOTE_IP,
+    serverPort: REMOTE_PORT,
+  });
   const pixels = Buffer.alloc(spec.pixelBytes, 0x5a);
   const pixelHeader = Buffer.alloc(8);
   pixelHeader.writeUInt16LE(0x7fe0, 0);
@@ -284,22 +164,23 @@ export async function writeDicomCapture(
   let associations = 0;
   while (out.written < spec.targetBytes) {
     associations++;
-    const connection = new Connection(out, 40_000 + (associations % 20_000));
-    connection.insideSends(associate(1));
-    connection.remoteSends(associate(2));
+    const connection = new TcpConnection(out, 40_000 + (associations % 20_000));
+    connection.sendSegments('client', associate(1));
+    connection.send('server', associate(2));
 
     for (let i = 0; i < spec.instancesPerAssociation && out.written < spec.targetBytes; i++) {
       instances++;
       const uid = `1.2.826.0.1.3680043.10.999.8.${instances}`;
       const dataset = Buffer.concat([datasetHead(instances, uid), pixelHeader, pixels]);
-      for (const part of message(commandSet(uid, i + 1), true)) connection.insideSends(part);
-      for (const part of message(dataset, false)) connection.insideSends(part);
-      for (const part of message(responseSet(uid, i + 1), true)) connection.remoteSends(part);
+      for (const part of message(commandSet(uid, i + 1), true))
+        connection.sendSegments('client', part);
+      for (const part of message(dataset, false)) connection.sendSegments('client', part);
+      for (const part of message(responseSet(uid, i + 1), true)) connection.send('server', part);
       if (out.pending > 4 * 1024 * 1024) await out.flush();
     }
 
-    connection.insideSends(pdu(0x05, Buffer.alloc(4)));
-    connection.remoteSends(pdu(0x06, Buffer.alloc(4)));
+    connection.sendSegments('client', pdu(0x05, Buffer.alloc(4)));
+    connection.send('server', pdu(0x06, Buffer.alloc(4)));
     connection.close();
   }
 

@@ -5,10 +5,8 @@
 // is generated here, so anyone can regenerate the file. There is no SESSION_SETUP, so the
 // events name no user.
 
-import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { PcapWriter, TcpConnection } from './pcap-writer.js';
 
-const MSS = 1460;
 const SERVER_IP = [10, 20, 0, 20];
 const CLIENT_IP = [203, 0, 113, 60];
 const SMB_PORT = 445;
@@ -147,143 +145,6 @@ function closeResponse(messageId: bigint): Buffer {
   return netbios([smb2Header(Command.close, messageId, true), body]);
 }
 
-/** Buffers pcap records and writes them to a file stream in batches. */
-class PcapWriter {
-  private readonly stream: WriteStream;
-  private buffers: Buffer[] = [];
-  private pendingBytes = 0;
-  written = 0;
-  packets = 0;
-  private tsMicros = Date.UTC(2026, 10, 3, 2, 0, 0) * 1000;
-
-  constructor(path: string) {
-    this.stream = createWriteStream(path);
-    const header = Buffer.alloc(24);
-    header.writeUInt32LE(0xa1b2c3d4, 0);
-    header.writeUInt16LE(2, 4);
-    header.writeUInt16LE(4, 6);
-    header.writeUInt32LE(65_535, 16);
-    header.writeUInt32LE(1, 20);
-    this.push(header);
-  }
-
-  /** Writes one Ethernet/IPv4/TCP frame whose payload is the concatenation of `parts`. */
-  frame(
-    fromServer: boolean,
-    clientPort: number,
-    seq: number,
-    ack: number,
-    flags: number,
-    parts: Buffer[],
-  ): void {
-    const payloadLength = parts.reduce((sum, part) => sum + part.length, 0);
-    const ipLength = 20 + 20 + payloadLength;
-    const frame = Buffer.alloc(14 + ipLength);
-    frame.writeUInt16BE(0x0800, 12);
-    frame.writeUInt8(0x45, 14);
-    frame.writeUInt16BE(ipLength, 16);
-    frame.writeUInt8(64, 22);
-    frame.writeUInt8(6, 23);
-    frame.set(fromServer ? SERVER_IP : CLIENT_IP, 26);
-    frame.set(fromServer ? CLIENT_IP : SERVER_IP, 30);
-    frame.writeUInt16BE(fromServer ? SMB_PORT : clientPort, 34);
-    frame.writeUInt16BE(fromServer ? clientPort : SMB_PORT, 36);
-    frame.writeUInt32BE(seq >>> 0, 38);
-    frame.writeUInt32BE(ack >>> 0, 42);
-    frame.writeUInt8(0x50, 46);
-    frame.writeUInt8(flags, 47);
-    frame.writeUInt16BE(65_535, 48);
-    let offset = 54;
-    for (const part of parts) {
-      part.copy(frame, offset);
-      offset += part.length;
-    }
-
-    this.tsMicros += 10;
-    const record = Buffer.alloc(16);
-    record.writeUInt32LE(Math.floor(this.tsMicros / 1e6), 0);
-    record.writeUInt32LE(this.tsMicros % 1e6, 4);
-    record.writeUInt32LE(frame.length, 8);
-    record.writeUInt32LE(frame.length, 12);
-    this.push(record);
-    this.push(frame);
-    this.packets++;
-  }
-
-  private push(buffer: Buffer): void {
-    this.buffers.push(buffer);
-    this.pendingBytes += buffer.length;
-    this.written += buffer.length;
-  }
-
-  async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
-    const chunk = Buffer.concat(this.buffers);
-    this.buffers = [];
-    this.pendingBytes = 0;
-    if (!this.stream.write(chunk)) await once(this.stream, 'drain');
-  }
-
-  get pending(): number {
-    return this.pendingBytes;
-  }
-
-  async close(): Promise<void> {
-    await this.flush();
-    this.stream.end();
-    await once(this.stream, 'finish');
-  }
-}
-
-/** One TCP connection's sequence numbers, for writing both directions. */
-class Connection {
-  private clientSeq = 1000;
-  private serverSeq = 5000;
-  private unacked = 0;
-
-  constructor(
-    private readonly out: PcapWriter,
-    private readonly clientPort: number,
-  ) {
-    out.frame(false, clientPort, this.clientSeq - 1, 0, 0x02, []);
-    out.frame(true, clientPort, this.serverSeq - 1, this.clientSeq, 0x12, []);
-    out.frame(false, clientPort, this.clientSeq, this.serverSeq, 0x10, []);
-  }
-
-  clientSends(message: Buffer): void {
-    this.out.frame(false, this.clientPort, this.clientSeq, this.serverSeq, 0x18, [message]);
-    this.clientSeq += message.length;
-  }
-
-  /**
-   * Sends `head` then `data` from the server in MSS-sized segments, the way a READ response
-   * leaves a server; the client acknowledges every second segment.
-   */
-  serverSends(head: Buffer, data?: Buffer): void {
-    const total = head.length + (data?.length ?? 0);
-    for (let offset = 0; offset < total; offset += MSS) {
-      const end = Math.min(offset + MSS, total);
-      const parts: Buffer[] = [];
-      if (offset < head.length) parts.push(head.subarray(offset, Math.min(end, head.length)));
-      if (data !== undefined && end > head.length) {
-        parts.push(data.subarray(Math.max(0, offset - head.length), end - head.length));
-      }
-      this.out.frame(true, this.clientPort, this.serverSeq, this.clientSeq, 0x18, parts);
-      this.serverSeq += end - offset;
-      if (++this.unacked === 2) {
-        this.unacked = 0;
-        this.out.frame(false, this.clientPort, this.clientSeq, this.serverSeq, 0x10, []);
-      }
-    }
-  }
-
-  close(): void {
-    this.out.frame(false, this.clientPort, this.clientSeq, this.serverSeq, 0x11, []);
-    this.out.frame(true, this.clientPort, this.serverSeq, this.clientSeq + 1, 0x11, []);
-    this.out.frame(false, this.clientPort, this.clientSeq + 1, this.serverSeq + 1, 0x10, []);
-  }
-}
-
 /** File contents: every fourth file is a DICOM Part 10 file (.dcm with 'DICM' at offset 128). */
 function fileData(size: number): { plain: Buffer; dicom: Buffer } {
   const plain = Buffer.alloc(Math.min(size, READ_CHUNK), 0x5a);
@@ -299,7 +160,11 @@ export async function writeSmbCapture(
   path: string,
   spec: SmbCaptureSpec,
 ): Promise<SmbCaptureResult> {
-  const out = new PcapWriter(path);
+  const out = new PcapWriter(path, {
+    clientIp: CLIENT_IP,
+    serverIp: SERVER_IP,
+    serverPort: SMB_PORT,
+  });
   const data = fileData(spec.fileBytes);
   const fileId = Buffer.alloc(16);
   let files = 0;
@@ -308,13 +173,13 @@ export async function writeSmbCapture(
 
   while (out.written < spec.targetBytes) {
     connections++;
-    const connection = new Connection(out, 40_000 + (connections % 20_000));
+    const connection = new TcpConnection(out, 40_000 + (connections % 20_000));
     let messageId = 0n;
-    connection.clientSends(negotiateRequest(messageId));
-    connection.serverSends(negotiateResponse(messageId));
+    connection.send('client', negotiateRequest(messageId));
+    connection.sendSegments('server', negotiateResponse(messageId));
     messageId++;
-    connection.clientSends(treeConnectRequest(messageId));
-    connection.serverSends(treeConnectResponse(messageId));
+    connection.send('client', treeConnectRequest(messageId));
+    connection.sendSegments('server', treeConnectResponse(messageId));
 
     for (let i = 0; i < spec.filesPerConnection && out.written < spec.targetBytes; i++) {
       files++;
@@ -325,22 +190,26 @@ export async function writeSmbCapture(
       fileId.writeBigUInt64LE(BigInt(files), 0);
       fileId.writeBigUInt64LE(BigInt(connections), 8);
       messageId++;
-      connection.clientSends(createRequest(messageId, name));
-      connection.serverSends(createResponse(messageId, fileId, spec.fileBytes));
+      connection.send('client', createRequest(messageId, name));
+      connection.sendSegments('server', createResponse(messageId, fileId, spec.fileBytes));
 
       for (let offset = 0; offset < spec.fileBytes; offset += READ_CHUNK) {
         const length = Math.min(READ_CHUNK, spec.fileBytes - offset);
         const chunk = offset === 0 && dicom ? data.dicom : data.plain;
         messageId++;
-        connection.clientSends(readRequest(messageId, fileId, offset, length));
-        connection.serverSends(readResponseHead(messageId, length), chunk.subarray(0, length));
+        connection.send('client', readRequest(messageId, fileId, offset, length));
+        connection.sendSegments(
+          'server',
+          readResponseHead(messageId, length),
+          chunk.subarray(0, length),
+        );
         fileDataBytes += length;
         if (out.pending > 4 * 1024 * 1024) await out.flush();
       }
 
       messageId++;
-      connection.clientSends(closeRequest(messageId, fileId));
-      connection.serverSends(closeResponse(messageId));
+      connection.send('client', closeRequest(messageId, fileId));
+      connection.sendSegments('server', closeResponse(messageId));
     }
     connection.close();
   }
