@@ -7,12 +7,12 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, isListening, waitForPort } from './support/ports.js';
 
 const run = promisify(execFile);
 const repo = resolve(import.meta.dirname, '..', '..');
@@ -26,33 +26,6 @@ rules:
       threshold: 100000, per: remote, window: hour }
 `;
 const UPLOAD_BYTES = 300_000;
-
-async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, host, done));
-  const address = server.address();
-  await new Promise((done) => server.close(done));
-  if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
-}
-
-async function isListening(host: string, port: number): Promise<boolean> {
-  return new Promise<boolean>((done) => {
-    const socket = connect({ host, port }, () => {
-      socket.destroy();
-      done(true);
-    });
-    socket.on('error', () => done(false));
-  });
-}
-
-async function waitForPort(host: string, port: number): Promise<void> {
-  for (let attempt = 0; attempt < 150; attempt++) {
-    if (await isListening(host, port)) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${host}:${port}`);
-}
 
 interface CurlReply {
   status: number;
@@ -152,7 +125,7 @@ limits: { drain_timeout: 2s }
 `,
     );
     gateway = startCli(join(dir, 'gw.yaml'), gatewayEnv());
-    await waitForPort('127.0.0.1', ports.admin);
+    await waitForPort('127.0.0.1', ports.admin, 150);
   });
 
   afterAll(async () => {
@@ -333,7 +306,7 @@ ${admin}
     );
     const gateway = startCli(path, gatewayEnv());
     children.push(gateway);
-    await waitForPort('127.0.0.1', proxyPort);
+    await waitForPort('127.0.0.1', proxyPort, 150);
     await sleep(200);
     expect(await isListening('127.0.0.1', adminPort)).toBe(false);
     const lines = gateway
@@ -356,7 +329,7 @@ ${admin}
     );
     const gateway = startCli(path, gatewayEnv({ TOLLGATE_ADMIN_TOKEN: ENV_TOKEN }));
     children.push(gateway);
-    await waitForPort('127.0.0.1', adminPort);
+    await waitForPort('127.0.0.1', adminPort, 150);
     const url = `http://127.0.0.1:${adminPort}/health`;
     expect((await curl(['-H', `Authorization: Bearer ${ENV_TOKEN}`, url])).status).toBe(200);
     expect((await curl(['-H', `Authorization: Bearer ${TOKEN}`, url])).status).toBe(401);

@@ -1,46 +1,21 @@
-// Graduated actions through the inline gateway with curl: a throttle rule caps the upload rate
-// (HTTP proxy and SOCKS5), while dry-run block rules and alert-only rules let transfers over
-// their threshold complete untouched. Targets listen on 127.0.0.2 to 127.0.0.6.
-
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { curl } from './support/curl.js';
+import { readEvents } from './support/events.js';
+import { freePort } from './support/ports.js';
 
-const run = promisify(execFile);
 const RATE = 1_000_000;
 const THROTTLE_AFTER = 100_000;
 const THRESHOLD = 1_000_000;
 const UPLOAD = 3_000_000;
 const HOSTS: Record<string, string> = { 'drive.example.net': '127.0.0.6' };
-
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
-}
-
-async function curl(args: string[]): Promise<{ code: number; stdout: string; ms: number }> {
-  const start = performance.now();
-  try {
-    const { stdout } = await run('curl', ['-sS', '--max-time', '30', ...args]);
-    return { code: 0, stdout, ms: performance.now() - start };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string };
-    return { code: failed.code, stdout: failed.stdout, ms: performance.now() - start };
-  }
-}
 
 describe('inline graduated actions', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-actions-'));
@@ -54,14 +29,12 @@ describe('inline graduated actions', () => {
   let httpPort = 0;
   let socksPort = 0;
 
-  const events = () =>
-    readFileSync(eventsPath, 'utf8')
-      .split('\n')
-      .filter((line) => line !== '')
-      .map((line) => JSON.parse(line) as Record<string, any>);
+  const events = () => readEvents(eventsPath);
   const ruleEvents = (ruleId: string) => events().filter((e) => e.rule?.id === ruleId);
   const upload = (address: string, via: string[]) =>
-    curl([...via, '-T', uploadPath, `http://${address}:${targetPorts.get(address)}/upload`]);
+    curl([...via, '-T', uploadPath, `http://${address}:${targetPorts.get(address)}/upload`], {
+      maxTime: 30,
+    });
   const viaHttp = () => ['-x', `http://127.0.0.1:${httpPort}`];
   const viaSocks = () => ['--socks5', `127.0.0.1:${socksPort}`];
 
@@ -196,13 +169,16 @@ limits: { drain_timeout: 2s }
   }, 40_000);
 
   it('connects to a dry-run cloud-storage name', async () => {
-    const result = await curl([
-      '--socks5-hostname',
-      `127.0.0.1:${socksPort}`,
-      '-T',
-      uploadPath,
-      `http://drive.example.net:${targetPorts.get('127.0.0.6')}/upload`,
-    ]);
+    const result = await curl(
+      [
+        '--socks5-hostname',
+        `127.0.0.1:${socksPort}`,
+        '-T',
+        uploadPath,
+        `http://drive.example.net:${targetPorts.get('127.0.0.6')}/upload`,
+      ],
+      { maxTime: 30 },
+    );
     expect(result.code).toBe(0);
     expect(received.get('127.0.0.6')).toBe(UPLOAD);
     await sleep(100);

@@ -5,10 +5,8 @@
 // ephemeral source port. Servers listen on 127.0.0.2; the gateway's clients come from 127.0.0.1.
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -19,40 +17,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { runSniff } from '../../src/cli/sniff.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { LoopbackCapture } from './support/capture.js';
+import { type Event, readEvents } from './support/events.js';
+import { freePort, waitForPort } from './support/ports.js';
+import { killGroup } from './support/processes.js';
 
 const run = promisify(execFile);
-type Event = Record<string, any>;
-
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
-}
-
-async function waitForPort(host: string, port: number): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${host}:${port}`);
-}
-
-function readEvents(path: string): Event[] {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Event);
-}
 
 /** Fields that differ between the front-ends by nature: time, ids, observer, ephemeral port. */
 const VARYING = [
@@ -147,43 +117,20 @@ limits: { drain_timeout: 2s }
 
   afterAll(async () => {
     await gateway?.stop();
-    for (const child of children) {
-      if (child.pid === undefined || child.exitCode !== null) continue;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {}
-    }
+    for (const child of children) killGroup(child);
     httpTarget?.close();
     if (process.env.TOLLGATE_KEEP === undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it('gives the same DICOM and HTTP events', async () => {
     const capturePath = join(dir, 'upstream.pcap');
-    const tcpdump = spawn(
-      'tcpdump',
-      [
-        '-i',
-        'lo',
-        '--immediate-mode',
-        '-U',
-        '-B',
-        '16384',
-        '-s',
-        '0',
-        '-w',
-        capturePath,
-        `host 127.0.0.2 and (tcp port ${ports.storescp} or tcp port ${ports.target})`,
-      ],
-      { detached: true, stdio: ['ignore', 'ignore', 'pipe'] },
+    const tcpdump = new LoopbackCapture(
+      capturePath,
+      `host 127.0.0.2 and (tcp port ${ports.storescp} or tcp port ${ports.target})`,
     );
-    children.push(tcpdump);
-    let tcpdumpLog = '';
-    tcpdump.stderr!.on('data', (chunk: Buffer) => {
-      tcpdumpLog += chunk.toString();
-    });
-    for (let attempt = 0; attempt < 100 && !tcpdumpLog.includes('listening on'); attempt++)
-      await sleep(50);
-    expect(tcpdumpLog).toContain('listening on');
+    children.push(tcpdump.child);
+    await tcpdump.waitForListening();
+    expect(tcpdump.stderr).toContain('listening on');
 
     const datasets = join(dir, 'datasets');
     execFileSync(
@@ -220,12 +167,8 @@ limits: { drain_timeout: 2s }
       `http://127.0.0.2:${ports.target}/upload?name=report`,
     ]);
 
-    // tcpdump's SIGINT does not drain what the kernel still holds, so wait before stopping it.
-    await sleep(1000);
-    const exited = once(tcpdump, 'exit');
-    tcpdump.kill('SIGINT');
-    await exited;
-    expect(tcpdumpLog).toMatch(/^0 packets dropped by kernel/m);
+    await tcpdump.interrupt();
+    expect(tcpdump.stderr).toMatch(/^0 packets dropped by kernel/m);
 
     const sniffEventsPath = join(dir, 'sniff.jsonl');
     const status = await runSniff(

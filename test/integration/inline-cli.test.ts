@@ -6,46 +6,19 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curl } from './support/curl.js';
+import { freePort, isListening } from './support/ports.js';
+import { killGroup } from './support/processes.js';
 
 const run = promisify(execFile);
 const SLOW_CHUNKS = 10;
 const SLOW_CHUNK_BYTES = 10_000;
 const SLOW_CHUNK_INTERVAL_MS = 150;
-
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
-}
-
-async function curl(args: string[]): Promise<{ code: number; stdout: string }> {
-  try {
-    const { stdout } = await run('curl', ['-sS', '--max-time', '20', ...args]);
-    return { code: 0, stdout };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string };
-    return { code: failed.code, stdout: failed.stdout };
-  }
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
 
 const ALLOW_ALL = 'version: 1\nrules: []\n';
 const ONLY_127_0_0_2 = `version: 1
@@ -148,11 +121,7 @@ limits: { drain_timeout: 5s }
   }, 60_000);
 
   afterAll(() => {
-    if (child?.pid !== undefined && child.exitCode === null) {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {}
-    }
+    killGroup(child);
     for (const server of targets) server.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -199,7 +168,7 @@ limits: { drain_timeout: 5s }
     child.kill('SIGTERM');
     await waitForLog('draining');
     await sleep(100);
-    expect(await canConnect('127.0.0.1', ports.proxy)).toBe(false);
+    expect(await isListening('127.0.0.1', ports.proxy)).toBe(false);
 
     const result = await slow;
     expect(result.code).toBe(0);

@@ -4,69 +4,27 @@
 // connection limits per source and in total), each lowered so the test can reach it.
 // Targets listen on 127.0.0.2; names resolve through a lookup function the test gives.
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { curl } from './support/curl.js';
+import { readEvents } from './support/events.js';
+import { freePort, waitForPort } from './support/ports.js';
+import { killGroup, runTool } from './support/processes.js';
 
-const run = promisify(execFile);
 const HOSTS: Record<string, string> = {
   'files.example.org': '127.0.0.2',
   'bucket.s3.amazonaws.com': '127.0.0.2',
   'stalled.example.org': '127.0.0.4',
 };
-
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
-}
-
-async function waitForPort(host: string, port: number): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${host}:${port}`);
-}
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function tool(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(command, args, {
-      env: env === undefined ? process.env : { ...process.env, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
-
-const curl = (args: string[]) => tool('curl', ['-sS', '--max-time', '20', ...args]);
 
 function gatewayLookup(name: string): Promise<Array<{ address: string; family: number }>> {
   const address = HOSTS[name];
@@ -76,13 +34,6 @@ function gatewayLookup(name: string): Promise<Array<{ address: string; family: n
 }
 
 const log = () => pino({ level: process.env.TOLLGATE_TEST_LOG ?? 'silent' }, pino.destination(2));
-
-function readEvents(path: string): Array<Record<string, any>> {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Record<string, any>);
-}
 
 /** Resolves when the peer closes `socket`, with the time it took; rejects after `limitMs`. */
 function closedWithin(socket: Socket, limitMs: number): Promise<number> {
@@ -167,11 +118,7 @@ limits: { drain_timeout: 2s }
 
   afterAll(async () => {
     await gateway?.stop();
-    for (const child of children)
-      if (child.pid !== undefined)
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {}
+    for (const child of children) killGroup(child);
     httpTarget?.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -221,7 +168,7 @@ limits: { drain_timeout: 2s }
   });
 
   it('copies files with rclone through the HTTP proxy', async () => {
-    const result = await tool(
+    const result = await runTool(
       'rclone',
       [
         'copy',
@@ -248,7 +195,7 @@ limits: { drain_timeout: 2s }
   }, 60_000);
 
   it('copies files with rclone through SOCKS5', async () => {
-    const result = await tool(
+    const result = await runTool(
       'rclone',
       [
         'copy',
@@ -280,7 +227,7 @@ limits: { drain_timeout: 2s }
   }, 60_000);
 
   it('refuses rclone to a cloud-storage name', async () => {
-    const result = await tool(
+    const result = await runTool(
       'rclone',
       [
         'copy',
@@ -383,10 +330,7 @@ limits: { max_connections: 3, max_connections_per_source: 2, drain_timeout: 1s }
   afterAll(async () => {
     await gateway?.stop();
     await greedy?.stop();
-    if (stalled?.pid !== undefined)
-      try {
-        process.kill(-stalled.pid, 'SIGKILL');
-      } catch {}
+    killGroup(stalled);
     for (const server of servers) server.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -8,7 +8,6 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,33 +16,12 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { readEvents } from './support/events.js';
+import { freePort, waitForPort } from './support/ports.js';
+import { killGroup } from './support/processes.js';
 
 const run = promisify(execFile);
 const STUDY_UID = '1.2.826.0.1.3680043.10.998.1.5';
-
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
-}
-
-async function waitForPort(host: string, port: number): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${host}:${port}`);
-}
 
 /** SHA-256 of a DICOM file's dataset: the bytes after the preamble, "DICM" and group 2. */
 function datasetSha256(path: string): string {
@@ -62,11 +40,7 @@ describe('C-MOVE and C-GET through a DICOM relay', () => {
   const ports = { archiveRelay: 0, moveRelay: 0, dcmqrscp: 0, storescp: 0 };
   let sentHashes: string[] = [];
 
-  const events = () =>
-    readFileSync(eventsPath, 'utf8')
-      .split('\n')
-      .filter((line) => line !== '')
-      .map((line) => JSON.parse(line) as Record<string, any>);
+  const events = () => readEvents(eventsPath);
   const hashesIn = (folder: string) =>
     readdirSync(folder)
       .map((name) => datasetSha256(join(folder, name)))
@@ -159,11 +133,7 @@ limits: { drain_timeout: 2s }
 
   afterAll(async () => {
     await gateway?.stop();
-    for (const child of children)
-      if (child.pid !== undefined)
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {}
+    for (const child of children) killGroup(child);
     if (process.env.TOLLGATE_KEEP === undefined) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -4,67 +4,31 @@
 // listen on 127.0.0.2 and 127.0.0.3 (python3 -m http.server, Node servers); clients come from
 // 127.0.0.1, the only protected address.
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { DEFAULT_CONFIG_TEXT } from '../../src/config/default.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { EXPECT_CONTINUE_TIMEOUT_MS } from '../../src/proxy/http-proxy.js';
+import { type CurlResult, curl as runCurl } from './support/curl.js';
+import { readEvents } from './support/events.js';
+import { freePort, waitForPort } from './support/ports.js';
+import { killGroup } from './support/processes.js';
 
-const run = promisify(execFile);
 const UPLOAD_BYTES = 2 * 1024 * 1024;
 const NOT_METERED = 'no source network overlaps the protected networks';
 const THRESHOLD = 1_000_000;
 
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
-}
-
-async function waitForPort(host: string, port: number): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${host}:${port}`);
-}
-
-interface Curl {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function curl(args: string[]): Promise<Curl> {
-  try {
-    const { stdout, stderr } = await run('curl', ['-sS', '--max-time', '20', ...args], {
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+/** curl with room for the 2 MiB downloads of these tests. */
+const curl = (args: string[]): Promise<CurlResult> =>
+  runCurl(args, { maxBuffer: 16 * 1024 * 1024 });
 
 function listen(server: Server | HttpServer, host: string, port: number): Promise<void> {
   return new Promise((resolve) => server.listen(port, host, resolve));
@@ -91,11 +55,7 @@ describe('HTTP proxy with early upstream responses', () => {
 
   const viaProxy = (args: string[]) =>
     curl(['-x', `http://127.0.0.1:${ports.proxy}`, '-w', '%{http_code}', ...args]);
-  const events = () =>
-    readFileSync(eventsPath, 'utf8')
-      .split('\n')
-      .filter((line) => line !== '')
-      .map((line) => JSON.parse(line) as Record<string, any>);
+  const events = () => readEvents(eventsPath);
 
   beforeAll(async () => {
     writeFileSync(uploadPath, Buffer.alloc(UPLOAD_BYTES, 0x61));
@@ -193,9 +153,7 @@ limits: { drain_timeout: 2s }
 
   afterAll(async () => {
     await gateway?.stop();
-    for (const child of children) {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
-    }
+    for (const child of children) killGroup(child);
     for (const server of servers) server.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -456,9 +414,7 @@ describe('local trial of the default policy', () => {
   });
 
   afterAll(() => {
-    for (const child of children) {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
-    }
+    for (const child of children) killGroup(child);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -7,7 +7,6 @@ import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_pro
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,6 +15,10 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { curl } from './support/curl.js';
+import { readEvents } from './support/events.js';
+import { freePort, waitForPort } from './support/ports.js';
+import { killGroup } from './support/processes.js';
 
 const run = promisify(execFile);
 const HOSTS: Record<string, string> = {
@@ -25,30 +28,6 @@ const HOSTS: Record<string, string> = {
   'tls.example.org': '127.0.0.3',
 };
 const THRESHOLD = 2_000_000;
-
-async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
-}
-
-async function waitForPort(host: string, port: number): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${host}:${port}`);
-}
 
 /** SHA-256 of a DICOM file's dataset: the bytes after the 128-byte preamble, "DICM" and group 2. */
 function datasetSha256(path: string): string {
@@ -60,22 +39,6 @@ function datasetSha256(path: string): string {
     .digest('hex');
 }
 
-interface Curl {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function curl(args: string[]): Promise<Curl> {
-  try {
-    const { stdout, stderr } = await run('curl', ['-sS', '--max-time', '20', ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
-
 describe('inline gateway with real clients', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-inline-'));
   const eventsPath = join(dir, 'events.jsonl');
@@ -85,11 +48,7 @@ describe('inline gateway with real clients', () => {
   let receivedUploadBytes = 0;
   const ports = { http: 0, socks: 0, relay: 0, target: 0, storescp: 0, tls: 0 };
 
-  const events = () =>
-    readFileSync(eventsPath, 'utf8')
-      .split('\n')
-      .filter((line) => line !== '')
-      .map((line) => JSON.parse(line) as Record<string, any>);
+  const events = () => readEvents(eventsPath);
   const flush = async () => {
     await sleep(200);
   };
@@ -216,11 +175,7 @@ limits: { drain_timeout: 2s }
 
   afterAll(async () => {
     await gateway?.stop();
-    for (const child of children)
-      if (child.pid !== undefined)
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {}
+    for (const child of children) killGroup(child);
     httpTarget?.close();
     if (process.env.TOLLGATE_KEEP === undefined) rmSync(dir, { recursive: true, force: true });
     else process.stderr.write(`kept ${dir}\n`);

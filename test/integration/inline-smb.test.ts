@@ -8,9 +8,8 @@
 // tcprewrite to 2001:db8::20 (client) and 2001:db8::10 (server) before sniffing it.
 // Needs root (useradd, smbpasswd, tcpdump).
 
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import {
   existsSync,
   mkdirSync,
@@ -38,9 +37,10 @@ import {
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { runSniff } from '../../src/cli/sniff.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { LoopbackCapture } from './support/capture.js';
+import { byAction, type Event, readEventsIfAny } from './support/events.js';
 
 const run = promisify(execFile);
-type Event = Record<string, any>;
 
 const isRoot = process.getuid?.() === 0;
 const CAPTURE_CLIENT = '2001:db8::20';
@@ -110,18 +110,6 @@ function hashTree(dir: string): Map<string, string> {
   return hashes;
 }
 
-function readEvents(path: string): Event[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Event);
-}
-
-function byAction(events: Event[], action: string): Event[] {
-  return events.filter((event) => event.event.action === action);
-}
-
 /**
  * Copies an event without the fields that differ between the gateway and sniff by design: ids,
  * times, addresses, ports and the observer type.
@@ -188,64 +176,6 @@ async function smbclient(
   }
 }
 
-/** A tcpdump of loopback TCP traffic on one port, started and stopped by the test. */
-class LoopbackCapture {
-  private readonly child;
-  private stderr = '';
-
-  constructor(
-    readonly path: string,
-    port: number,
-  ) {
-    this.child = spawn(
-      'tcpdump',
-      [
-        '-i',
-        'lo',
-        '--immediate-mode',
-        '-U',
-        '-B',
-        '16384',
-        '-s',
-        '0',
-        '-w',
-        path,
-        `tcp port ${port}`,
-      ],
-      { detached: true, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    this.child.stderr.on('data', (chunk: Buffer) => {
-      this.stderr += chunk.toString();
-    });
-  }
-
-  async started(): Promise<void> {
-    for (let attempt = 0; attempt < 100 && !this.stderr.includes('listening on'); attempt++) {
-      await sleep(50);
-    }
-    if (!this.stderr.includes('listening on')) {
-      throw new Error(`tcpdump did not start: ${this.stderr}`);
-    }
-  }
-
-  /** Stops tcpdump and fails when the kernel dropped packets. */
-  async stop(): Promise<void> {
-    // SIGINT ends tcpdump's loop without draining what the kernel still holds for it, so the
-    // last segments and FINs would be missing from the file without this wait.
-    await sleep(1000);
-    const exited = once(this.child, 'exit');
-    this.child.kill('SIGINT');
-    await exited;
-    if (!/^0 packets dropped by kernel/m.test(this.stderr)) {
-      throw new Error(`tcpdump dropped packets: ${this.stderr}`);
-    }
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
-  }
-}
-
 describe.skipIf(!isRoot)('SMB through the inline relay', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-inline-smb-'));
   const shareDir = join(dir, 'share');
@@ -284,7 +214,7 @@ limits: { drain_timeout: 2s }
   /** Waits until the gateway has written the network-flow event of every flow it opened. */
   async function settledEvents(path: string, flows: number): Promise<Event[]> {
     for (let attempt = 0; attempt < 100; attempt++) {
-      const events = readEvents(path);
+      const events = readEventsIfAny(path);
       if (byAction(events, 'network-flow').length >= flows) return events;
       await sleep(100);
     }
@@ -296,9 +226,9 @@ limits: { drain_timeout: 2s }
    * sniffs the rewritten capture. Returns the gateway's and sniff's events for that session.
    */
   async function relayedSession(name: string, options: string[], commands: string, cwd: string) {
-    const before = readEvents(eventsPath);
+    const before = readEventsIfAny(eventsPath);
     const raw = join(dir, `${name}.raw.pcap`);
-    const capture = new LoopbackCapture(raw, server.port);
+    const capture = new LoopbackCapture(raw, `tcp port ${server.port}`);
     captures.push(capture);
     await capture.started();
     const client = await smbclient(relayPort, options, commands, cwd);
@@ -333,7 +263,7 @@ limits: { drain_timeout: 2s }
       new PassThrough(),
     );
     expect(status).toBe(0);
-    return { client, gatewayEvents, sniffEvents: readEvents(sniffEventsPath) };
+    return { client, gatewayEvents, sniffEvents: readEventsIfAny(sniffEventsPath) };
   }
 
   function expectSameEvents(

@@ -4,7 +4,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,26 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newDecodeStats, PacketDecoder } from '../../src/capture/decode.js';
 import { startLiveCapture } from '../../src/capture/live.js';
 import { newCaptureStats, openCaptureFile, readCapture } from '../../src/capture/reader.js';
+import { freePort } from './support/ports.js';
+import { hasTool } from './support/processes.js';
 
 const isRoot = process.getuid?.() === 0;
-const hasTool = (name: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const canCapture = isRoot && hasTool('tcpdump') && hasTool('tshark') && hasTool('curl');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
-}
 
 /** Reads a capture file and sums TCP payload bytes per source port. */
 async function summarize(path: string) {

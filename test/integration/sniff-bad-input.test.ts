@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   EXIT_FAILED,
@@ -16,6 +15,8 @@ import {
   EXIT_USAGE,
   runSniff,
 } from '../../src/cli/sniff.js';
+import { byAction } from './support/events.js';
+import { TextCollector } from './support/streams.js';
 
 const repo = join(import.meta.dirname, '..', '..');
 const STORE = join(repo, 'test', 'fixtures', 'dicom', 'store.pcap');
@@ -23,14 +24,6 @@ const PROTECTED = '198.51.100.0/24';
 
 // biome-ignore lint/suspicious/noExplicitAny: events are parsed JSON checked field by field
 type EcsEvent = any;
-
-class TextCollector extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
 
 let work: string;
 beforeAll(() => {
@@ -58,9 +51,6 @@ async function sniff(input: string, protectedNetworks = PROTECTED) {
   const parsed: EcsEvent[] = lines.filter((line) => line !== '').map((line) => JSON.parse(line));
   return { exitCode, events: parsed, stderr: stderr.text };
 }
-
-const byAction = (events: EcsEvent[], action: string) =>
-  events.filter((event) => event.event.action === action);
 
 function writeFixture(name: string, data: Buffer): string {
   const path = join(work, name);

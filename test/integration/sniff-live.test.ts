@@ -22,9 +22,6 @@ const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 
-const hasTool = (name: string) =>
-  spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
-
 /** Why the namespace test cannot run here, or null when it can. */
 const namespaceSupport = (() => {
   if (process.getuid?.() !== 0) return 'needs root to create network namespaces';
@@ -58,6 +55,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
 `;
+
+import { hasTool } from './support/processes.js';
 
 interface EcsEvent {
   event: { action: string };

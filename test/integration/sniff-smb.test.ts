@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { runSniff, type SniffOptions } from '../../src/cli/sniff.js';
+import { byAction, type Event } from './support/events.js';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'smb');
 const facts = JSON.parse(readFileSync(join(fixtures, 'facts.json'), 'utf8'));
-type Event = Record<string, any>;
 
 async function sniff(
   capture: string,
@@ -39,10 +39,6 @@ function policyFile(rules: string): string {
   const path = join(mkdtempSync(join(tmpdir(), 'tollgate-policy-')), 'policy.yaml');
   writeFileSync(path, `version: 1\nname: smb test\nrules:\n${rules}`);
   return path;
-}
-
-function byAction(events: Event[], action: string): Event[] {
-  return events.filter((event) => event.event.action === action);
 }
 
 describe('sniff on SMB captures', () => {

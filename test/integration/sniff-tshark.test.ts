@@ -6,7 +6,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newDecodeStats, PacketDecoder } from '../../src/capture/decode.js';
 import { newCaptureStats, openCaptureFile, readCapture } from '../../src/capture/reader.js';
@@ -17,6 +16,8 @@ import { DEFAULT_TRACKER_LIMITS, TcpTracker } from '../../src/engine/tcp-tracker
 import type { Millis, Observation } from '../../src/engine/types.js';
 import { CidrSet } from '../../src/policy/cidr.js';
 import { PROTOCOLS } from '../../src/protocols/registry.js';
+import { byAction } from './support/events.js';
+import { TextCollector } from './support/streams.js';
 
 const repo = join(import.meta.dirname, '..', '..');
 const fixture = (path: string) => join(repo, 'test', 'fixtures', path);
@@ -33,14 +34,6 @@ interface SniffResult {
   exitCode: number;
   events: EcsEvent[];
   stderr: string;
-}
-
-class TextCollector extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
 }
 
 let work: string;
@@ -66,9 +59,6 @@ async function sniff(input: string, extra: Partial<Parameters<typeof runSniff>[0
     stderr: stderr.text,
   } satisfies SniffResult;
 }
-
-const byAction = (events: EcsEvent[], action: string) =>
-  events.filter((event) => event.event.action === action);
 
 function tshark(args: string[]): string {
   return execFileSync('tshark', ['-n', ...args], {
