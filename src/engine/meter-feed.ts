@@ -97,7 +97,7 @@ export class MeterFeed {
     counts: MeterCounts,
     meterRules: readonly RuleMeter[],
   ): RuleMeterResult[] {
-    const { bytes, instances, files, fileBytes } = counts;
+    const { bytes, instances, files } = counts;
     const labels = flowLabels(flow);
 
     for (const store of [this.base.remote, this.base.sourceRemote, this.base.user]) {
@@ -107,16 +107,11 @@ export class MeterFeed {
 
     const results: RuleMeterResult[] = [];
     for (const meter of meterRules) {
-      const kind = meter.rule.kind;
-      // A bulk-copy meter's bytes are SMB file data, not all the flow's egress.
-      const ruleBytes = kind === 'bulk-copy' ? fileBytes : bytes;
-      const relevant =
-        kind === 'bulk-dicom' ? instances : kind === 'bulk-copy' ? files + fileBytes : bytes;
-      if (relevant === 0) continue;
+      if (!countsMatter(meter, counts)) continue;
       const entry = this.entryFor(flow, meter, meter.store.kind, labels, ts);
       if (entry === null) continue;
 
-      meter.store.add(entry, ts, ruleBytes, instances, files);
+      meter.store.add(entry, ts, ruleByteCount(meter, counts), instances, files);
       results.push({ meter, ...meter.check(entry) });
     }
     return results;
@@ -189,6 +184,23 @@ export class MeterFeed {
     const entry = store.entry(key, ts, labels);
     flow.meterEntries.set(owner, entry);
     return entry;
+  }
+}
+
+/** A bulk-copy meter's bytes are SMB file data, not all the flow's egress. */
+function ruleByteCount(meter: RuleMeter, counts: MeterCounts): number {
+  return meter.rule.kind === 'bulk-copy' ? counts.fileBytes : counts.bytes;
+}
+
+/** True when the counts change what the rule's meter measures. */
+function countsMatter(meter: RuleMeter, counts: MeterCounts): boolean {
+  switch (meter.rule.kind) {
+    case 'bulk-dicom':
+      return counts.instances > 0;
+    case 'bulk-copy':
+      return counts.files > 0 || counts.fileBytes > 0;
+    default:
+      return counts.bytes > 0;
   }
 }
 

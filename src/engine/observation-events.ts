@@ -1,6 +1,6 @@
-// Turns analyzer observations into event fields. Patient identifiers go through the
-// pseudonymizer; anything else that could identify a patient (names in paths) is left to the
-// protocol's own event and documented in docs/events.md.
+// Turns analyzer observations into event fields. Patient IDs, SMB file paths and URL paths go
+// through the pseudonymizer, because exports and uploads are often named after the patient.
+// docs/events.md lists the fields.
 
 import type { EventAction, EventCategory, EventType } from '../events/ecs.js';
 import type { PseudonymKind } from '../events/pseudonymize.js';
