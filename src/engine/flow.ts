@@ -261,6 +261,9 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
 
   /** Content no probe accepts on a port a parsed protocol uses is worth a look: garbage or evasion. */
   private reportUnrecognizedService(ts: Millis): void {
+    // A flow picked up mid-stream starts anywhere in its protocol (TLS application data, the
+    // middle of a DICOM PDU), so only a flow seen from its start can be judged.
+    if (this.midStream) return;
     const port = this.responder.port;
     const expected = this.host.protocols.find((module) => module.defaultPorts.includes(port));
     if (expected === undefined || (this.heads[0] === null && this.heads[1] === null)) return;

@@ -324,3 +324,26 @@ describe('Engine event fields', () => {
     expect(verdicts.map((verdict) => verdict.ruleId)).toEqual(['rclone']);
   });
 });
+
+describe('Engine protocol detection', () => {
+  it('flags unrecognized content on a service port', () => {
+    const { engine } = engineWith(THRESHOLD_RULE);
+    const flow = open(engine, '203.0.113.40', T0, 104);
+    flow.data(0, Buffer.from('this is not DICOM at all, just text\r\n'), T0);
+    engine.finish(T0 + 1);
+    expect(engine.stats.anomalies.get('dispatch.unrecognized_content')).toBe(1);
+  });
+
+  it('does not judge a flow picked up mid-stream', () => {
+    const { engine } = engineWith(THRESHOLD_RULE);
+    const flow = engine.openFlow({
+      initiator: { ip: '10.1.1.1', port: 40000 },
+      responder: { ip: '203.0.113.41', port: 443 },
+      ts: T0,
+      midStream: true,
+    });
+    flow.data(0, Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20, ...Buffer.alloc(32, 7)]), T0);
+    engine.finish(T0 + 1);
+    expect(engine.stats.anomalies.size).toBe(0);
+  });
+});
