@@ -158,12 +158,16 @@ function prepare(
   return { engine, tcp, sink, source };
 }
 
+/** Anomalies that describe where a capture started, not damage. */
+const INFORMATIONAL_ANOMALIES = new Set(['dicom.midstream']);
+
 /** True when records were damaged, bytes were not captured or traffic did not parse. */
 function inputDamaged(stats: CaptureStats, engine: Engine, tcp: TcpTracker): boolean {
-  return (
-    stats.truncatedRecords > 0 ||
-    stats.corruptRecords > 0 ||
-    tcp.counters.gapBytes > 0 ||
-    engine.stats.anomalies.size > 0
-  );
+  if (stats.truncatedRecords > 0 || stats.corruptRecords > 0 || tcp.counters.gapBytes > 0) {
+    return true;
+  }
+  for (const name of engine.stats.anomalies.keys()) {
+    if (!INFORMATIONAL_ANOMALIES.has(name)) return true;
+  }
+  return false;
 }
