@@ -158,8 +158,13 @@ function prepare(
   return { engine, tcp, sink, source };
 }
 
-/** Anomalies that describe where a capture started, not damage. */
-const INFORMATIONAL_ANOMALIES = new Set(['dicom.midstream']);
+/**
+ * Anomalies that are not damage of their own: where a capture started, and the analyzers' view
+ * of TCP gaps, which count through the tracker's gap bytes already.
+ */
+function informational(name: string): boolean {
+  return name === 'dicom.midstream' || name.endsWith('.gap');
+}
 
 /** True when records were damaged, bytes were not captured or traffic did not parse. */
 function inputDamaged(stats: CaptureStats, engine: Engine, tcp: TcpTracker): boolean {
@@ -167,7 +172,7 @@ function inputDamaged(stats: CaptureStats, engine: Engine, tcp: TcpTracker): boo
     return true;
   }
   for (const name of engine.stats.anomalies.keys()) {
-    if (!INFORMATIONAL_ANOMALIES.has(name)) return true;
+    if (!informational(name)) return true;
   }
   return false;
 }

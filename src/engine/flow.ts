@@ -264,10 +264,9 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     // A flow picked up mid-stream starts anywhere in its protocol (TLS application data, the
     // middle of a DICOM PDU), so only a flow seen from its start can be judged.
     if (this.midStream) return;
-    const port = this.responder.port;
-    const expected = this.host.protocols.find((module) => module.defaultPorts.includes(port));
+    const expected = this.portModule();
     if (expected === undefined || (this.heads[0] === null && this.heads[1] === null)) return;
-    this.anomaly(UNRECOGNIZED_CONTENT, ts, { expected: expected.name, port });
+    this.anomaly(UNRECOGNIZED_CONTENT, ts, { expected: expected.name, port: this.responder.port });
   }
 
   private fallbackModule(): ProtocolModule | null {
@@ -280,7 +279,11 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     return null;
   }
 
-  private decide(module: ProtocolModule | null, ts: Millis): void {
+  private decide(probed: ProtocolModule | null, ts: Millis): void {
+    // A flow picked up mid-stream rarely starts at a record boundary, so no probe accepts it:
+    // the protocol of its service port is taken, and its analyzer resynchronizes as after a gap.
+    const hinted = probed === null && this.midStream ? this.portModule() : undefined;
+    const module = probed ?? hinted ?? null;
     this.protocol = module?.name ?? 'unknown';
     if (module === null) this.reportUnrecognizedService(ts);
     this.factsVersion++;
@@ -289,7 +292,16 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     const buffered = this.undecided;
     this.undecided = [];
     this.undecidedBytes = 0;
+    if (hinted !== undefined) {
+      for (const side of [0, 1] as const) this.analyzer.gap(side, 0, ts);
+    }
     for (const { side, chunk, ts } of buffered) this.analyzer.data(side, chunk, ts);
+  }
+
+  /** The protocol whose default ports include the responder's port. */
+  private portModule(): ProtocolModule | undefined {
+    const port = this.responder.port;
+    return this.host.protocols.find((module) => module.defaultPorts.includes(port));
   }
 }
 

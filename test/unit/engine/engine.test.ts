@@ -344,6 +344,7 @@ describe('Engine protocol detection', () => {
     });
     flow.data(0, Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20, ...Buffer.alloc(32, 7)]), T0);
     engine.finish(T0 + 1);
-    expect(engine.stats.anomalies.size).toBe(0);
+    expect(engine.stats.anomalies.has('dispatch.unrecognized_content')).toBe(false);
+    expect((flow as FlowHandle & { protocol: string }).protocol).toBe('tls');
   });
 });
