@@ -192,9 +192,9 @@ describe.skipIf(namespaceSupport !== null)('live capture between namespaces', ()
     ip('link', 'add', `tga${suffix}`, 'type', 'veth', 'peer', 'name', `tgb${suffix}`);
     ip('link', 'set', `tga${suffix}`, 'netns', client);
     ip('link', 'set', `tgb${suffix}`, 'netns', server);
-    // 192.0.2.0/30 (TEST-NET-1) exists only on this veth pair inside the two namespaces.
-    ip('-n', client, 'addr', 'add', '192.0.2.1/30', 'dev', `tga${suffix}`);
-    ip('-n', server, 'addr', 'add', '192.0.2.2/30', 'dev', `tgb${suffix}`);
+    // 198.51.100.0/30 (TEST-NET-2) exists only on this veth pair inside the two namespaces.
+    ip('-n', client, 'addr', 'add', '198.51.100.1/30', 'dev', `tga${suffix}`);
+    ip('-n', server, 'addr', 'add', '198.51.100.2/30', 'dev', `tgb${suffix}`);
     ip('-n', client, 'link', 'set', `tga${suffix}`, 'up');
     ip('-n', server, 'link', 'set', `tgb${suffix}`, 'up');
     writeFileSync(join(dir, 'report.pdf'), body);
@@ -209,7 +209,7 @@ describe.skipIf(namespaceSupport !== null)('live capture between namespaces', ()
         'http.server',
         '8080',
         '--bind',
-        '192.0.2.2',
+        '198.51.100.2',
         '--directory',
         dir,
       ],
@@ -269,7 +269,7 @@ describe.skipIf(namespaceSupport !== null)('live capture between namespaces', ()
       '--retry-connrefused',
       '-o',
       '/dev/null',
-      'http://192.0.2.2:8080/report.pdf',
+      'http://198.51.100.2:8080/report.pdf',
     ]);
     await sleep(500);
     const summary = await live.stop();

@@ -1,6 +1,6 @@
 // Runs `tollgate sniff --interface` from dist/ against live traffic between two network
 // namespaces this test creates, plus the command line's errors for a live interface.
-// 192.0.2.0/30 (TEST-NET-1) exists only on the test's veth pair inside those namespaces.
+// 198.51.100.0/30 (TEST-NET-2) exists only on the test's veth pair inside those namespaces.
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -85,8 +85,8 @@ describe.skipIf(namespaceSupport !== null)('sniff --interface between namespaces
     ip('link', 'add', insideLink, 'type', 'veth', 'peer', 'name', outsideLink);
     ip('link', 'set', insideLink, 'netns', inside);
     ip('link', 'set', outsideLink, 'netns', outside);
-    ip('-n', inside, 'addr', 'add', '192.0.2.1/30', 'dev', insideLink);
-    ip('-n', outside, 'addr', 'add', '192.0.2.2/30', 'dev', outsideLink);
+    ip('-n', inside, 'addr', 'add', '198.51.100.1/30', 'dev', insideLink);
+    ip('-n', outside, 'addr', 'add', '198.51.100.2/30', 'dev', outsideLink);
     ip('-n', inside, 'link', 'set', insideLink, 'up');
     ip('-n', outside, 'link', 'set', outsideLink, 'up');
     writeFileSync(join(dir, 'study.bin'), upload);
@@ -99,7 +99,7 @@ describe.skipIf(namespaceSupport !== null)('sniff --interface between namespaces
         outside,
         '/usr/bin/python3',
         join(dir, 'put-server.py'),
-        '192.0.2.2',
+        '198.51.100.2',
         '8080',
       ],
       { stdio: 'ignore', detached: true },
@@ -140,7 +140,7 @@ describe.skipIf(namespaceSupport !== null)('sniff --interface between namespaces
         '-i',
         insideLink,
         '--protected',
-        '192.0.2.1/32',
+        '198.51.100.1/32',
         '--events',
         eventsPath,
       ],
@@ -174,7 +174,7 @@ describe.skipIf(namespaceSupport !== null)('sniff --interface between namespaces
         'Expect:',
         '-T',
         join(dir, 'study.bin'),
-        'http://192.0.2.2:8080/upload/study.bin',
+        'http://198.51.100.2:8080/upload/study.bin',
       ],
       { encoding: 'utf8' },
     );
@@ -198,8 +198,8 @@ describe.skipIf(namespaceSupport !== null)('sniff --interface between namespaces
     const flows = events.filter((event) => event.event.action === 'network-flow');
     expect(flows).toHaveLength(1);
     const [flow] = flows;
-    expect(flow?.source.ip).toBe('192.0.2.1');
-    expect(flow?.destination.ip).toBe('192.0.2.2');
+    expect(flow?.source.ip).toBe('198.51.100.1');
+    expect(flow?.destination.ip).toBe('198.51.100.2');
     expect(flow?.destination.port).toBe(8080);
     // Egress is the PUT body plus its request header.
     expect(flow?.source.bytes).toBeGreaterThan(upload.length);
@@ -220,7 +220,7 @@ describe.skipIf(!existsSync(cliPath))('sniff --interface command line', () => {
     });
 
   it.skipIf(!hasTool('tcpdump'))('missing interface is a one-line error', () => {
-    const run = cli(['-i', 'tg-no-such-if0', '--protected', '192.0.2.1/32', '--no-summary']);
+    const run = cli(['-i', 'tg-no-such-if0', '--protected', '198.51.100.1/32', '--no-summary']);
     expect(run.status).toBe(EXIT_FAILED);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toMatch(/^tollgate sniff: .*tg-no-such-if0/);
@@ -228,7 +228,7 @@ describe.skipIf(!existsSync(cliPath))('sniff --interface command line', () => {
   });
 
   it('interface and capture file together is a usage error', () => {
-    const run = cli(['-i', 'lo', 'capture.pcap', '--protected', '192.0.2.1/32']);
+    const run = cli(['-i', 'lo', 'capture.pcap', '--protected', '198.51.100.1/32']);
     expect(run.status).toBe(EXIT_USAGE);
     expect(run.stderr).toBe(
       'tollgate sniff: give either a capture file or --interface, not both\n',
