@@ -291,7 +291,17 @@ export class Engine implements FlowHost {
       case 'smb-file-data':
         this.noteShare(flow, observation.share);
         if (observation.senderSide === flow.insideSide) {
-          this.addToMeters(flow, ts, { ...NO_COUNTS, fileBytes: observation.bytes });
+          // A file counts when its first bytes leave, so a files limit cuts the next file's
+          // first read rather than waiting for its CLOSE.
+          const key = fileKey(observation.sessionId, observation.share, observation.path);
+          const first = !flow.filesLeaving.has(key);
+          if (first) flow.filesLeaving.add(key);
+          this.flushMeters(flow, ts);
+          this.addToMeters(flow, ts, {
+            ...NO_COUNTS,
+            fileBytes: observation.bytes,
+            files: first ? 1 : 0,
+          });
         }
         break;
       case 'smb-user':
@@ -300,15 +310,17 @@ export class Engine implements FlowHost {
         );
         flow.factsVersion++;
         break;
-      case 'smb-file-access':
-        this.noteShare(flow, observation.access.share);
-        if (
-          this.isFileEgress(flow, observation.access.bytesRead, observation.access.bytesWritten)
-        ) {
+      case 'smb-file-access': {
+        const { access } = observation;
+        this.noteShare(flow, access.share);
+        const key = fileKey(access.sessionId, access.share, access.path);
+        const counted = flow.filesLeaving.delete(key);
+        if (!counted && this.isFileEgress(flow, access.bytesRead, access.bytesWritten)) {
           this.flushMeters(flow, ts);
           this.addToMeters(flow, ts, { ...NO_COUNTS, files: 1 });
         }
         break;
+      }
       default:
         break;
     }
@@ -469,6 +481,10 @@ export class Engine implements FlowHost {
     else if (flow.category === 'unrelated') this.stats.bytes.unrelated += total;
     else if (flow.remoteSide !== null) this.stats.bytes.ingress += flow.bytes[flow.remoteSide];
   }
+}
+
+function fileKey(sessionId: string, share: string, path: string): string {
+  return `${sessionId}|${share}|${path}`;
 }
 
 function crossingAction(rule: CompiledRule): EventAction {

@@ -64,6 +64,8 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
   readonly users = new Set<string>();
   readonly aeTitles = new Set<string>();
   readonly shares = new Set<string>();
+  /** SMB files open on this flow whose data has started to leave, counted once each. */
+  readonly filesLeaving = new Set<string>();
   userAgent: string | undefined;
   readonly anomalies = new Map<string, number>();
 

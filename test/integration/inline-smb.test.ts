@@ -181,12 +181,15 @@ describe.skipIf(!isRoot)('SMB through the inline relay', () => {
   const shareDir = join(dir, 'share');
   const eventsPath = join(dir, 'events.jsonl');
   const blockEventsPath = join(dir, 'block-events.jsonl');
+  const filesEventsPath = join(dir, 'files-events.jsonl');
   const captures: LoopbackCapture[] = [];
   let server: SmbServer;
   let gateway: RunningGateway;
   let blockingGateway: RunningGateway;
   let relayPort = 0;
   let blockingRelayPort = 0;
+  let filesGateway: RunningGateway;
+  let filesRelayPort = 0;
 
   const log = pino({ level: process.env.TOLLGATE_TEST_LOG ?? 'silent' }, pino.destination(2));
 
@@ -307,12 +310,27 @@ rules:
     when: { users: [${SMB_USER}], shares: [${SMB_SHARE}] }
 `,
     ));
+    ({ running: filesGateway, port: filesRelayPort } = await startRelayGateway(
+      'counted',
+      'files-events.jsonl',
+      `version: 1
+rules:
+  - id: vendor-file-count
+    name: Vendor copied more than 2 files
+    kind: bulk-copy
+    action: block
+    files: 2
+    per: user
+    window: hour
+`,
+    ));
   }, 120_000);
 
   afterAll(async () => {
     for (const capture of captures) capture.kill();
     await gateway?.stop();
     await blockingGateway?.stop();
+    await filesGateway?.stop();
     await server?.stop();
     if (process.env.TOLLGATE_KEEP === undefined) rmSync(dir, { recursive: true, force: true });
     else process.stderr.write(`kept ${dir}\n`);
@@ -482,5 +500,31 @@ rules:
     expect(alerts[0]!.tollgate.meter.bytes).toBeGreaterThan(BLOCK_THRESHOLD);
     const [flow] = byAction(events, 'network-flow');
     expect(flow?.tollgate.flow.end_reason).toBe('cut');
+  }, 120_000);
+
+  it('cuts the file past a files limit at its first read', async () => {
+    const local = join(dir, 'counted');
+    mkdirSync(local);
+    const client = await smbclient(
+      filesRelayPort,
+      ['-m', 'SMB3'],
+      'recurse ON; prompt OFF; mget bulk',
+      local,
+    );
+    expect(client.code, client.output).not.toBe(0);
+
+    // Two files may leave; the third is cut at its first READ response, so none of it arrives.
+    const shareHashes = hashTree(join(shareDir, 'bulk'));
+    const arrived = existsSync(join(local, 'bulk')) ? hashTree(join(local, 'bulk')) : new Map();
+    const whole = [...arrived].filter(([name, hash]) => shareHashes.get(name) === hash);
+    expect(whole).toHaveLength(2);
+
+    const events = await settledEvents(filesEventsPath, 1);
+    const [cut] = byAction(events, 'transfer-cut');
+    expect(cut?.rule.id).toBe('vendor-file-count');
+    expect(cut?.tollgate.enforcement.bytes_to_client).toBeLessThan(3 * BULK_FILE_BYTES);
+    const [alert] = byAction(events, 'bulk-file-copy');
+    expect(alert?.tollgate.meter.measure).toBe('files');
+    expect(alert?.tollgate.meter.files).toBe(3);
   }, 120_000);
 });
