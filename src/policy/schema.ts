@@ -165,6 +165,18 @@ const matcherRefsSchema = z.strictObject({
 });
 export type MatcherRefs = z.infer<typeof matcherRefsSchema>;
 
+/**
+ * An SMB share: a bare name (`exports`) or `\\server\share`. Share names cannot contain the
+ * characters below (MS-FSCC section 2.1.6), so an entry with them could never match.
+ */
+const shareName = z
+  .string()
+  .min(1, 'a share name must not be empty')
+  .refine((value) => /^(?:\\\\[^\\/]+\\)?[^\\/:*?"<>|]+$/.test(value), {
+    error: (issue) =>
+      `invalid share ${JSON.stringify(issue.input)}; expected a name like "exports" or a path like "\\\\fs01\\exports"`,
+  });
+
 /** A condition list that names nothing would switch its rule off without a word. */
 const EMPTY_CONDITION = 'an empty list matches nothing: name at least one entry or remove the key';
 
@@ -190,7 +202,7 @@ const whenSchema = z.strictObject({
     .refine((value) => Object.keys(value).length > 0, EMPTY_CONDITION)
     .optional(),
   users: conditionList(z.string().min(1, 'a user name must not be empty')).optional(),
-  shares: conditionList(z.string().min(1, 'a share name must not be empty')).optional(),
+  shares: conditionList(shareName).optional(),
   ae_titles: conditionList(aeTitle).optional(),
   protocols: conditionList(z.enum(POLICY_PROTOCOLS)).optional(),
   time: z

@@ -86,6 +86,13 @@ const brokenPolicies: Array<[string, string, string[]]> = [
     ],
   ],
   [
+    'share below a share',
+    `version: 1\nrules:\n  - id: r\n    name: Rule\n    kind: allow\n    when:\n      shares: ['\\\\fs01\\exports\\sub']\n`,
+    [
+      '7:16 rules[0].when.shares[0]: invalid share "\\\\\\\\fs01\\\\exports\\\\sub"; expected a name like "exports" or a path like "\\\\fs01\\exports"',
+    ],
+  ],
+  [
     'bulk-copy without a limit',
     `version: 1\nrules:\n  - id: r\n    name: Rule\n    kind: bulk-copy\n`,
     ['3:5 rules[0]: kind bulk-copy requires files or threshold'],
