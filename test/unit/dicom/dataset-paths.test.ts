@@ -31,7 +31,7 @@ import {
   releaseRq,
 } from './build.js';
 import { FLOW, recordingSink, run, type Step } from './helpers.js';
-import { SOP_1, SOP_2 } from './scenarios.js';
+import { moveAssociationStart, moveCommandFragments, SOP_1, SOP_2 } from './scenarios.js';
 
 type Instance = Extract<Observation, { kind: 'dicom-instance' }>;
 type Summary = Extract<Observation, { kind: 'dicom-association' }>['summary'];
@@ -261,33 +261,8 @@ describe('nested undefined-length sequences', () => {
 
 describe('C-MOVE whose identifier never arrives', () => {
   const start: Step[] = [
-    {
-      side: 0,
-      bytes: associateRq('VENDOR', 'ARCHIVE', [
-        { id: 1, abstractSyntax: MOVE_STUDY_ROOT, transferSyntaxes: [EXPLICIT] },
-      ]),
-    },
-    {
-      side: 1,
-      bytes: associateAc('VENDOR', 'ARCHIVE', [{ id: 1, result: 0, transferSyntax: EXPLICIT }]),
-    },
-    {
-      side: 0,
-      bytes: pdata(
-        ...fragments(
-          1,
-          true,
-          commandSet({
-            commandField: 0x0021,
-            messageId: 7,
-            sopClass: MOVE_STUDY_ROOT,
-            moveDestination: 'EVIL',
-            hasDataset: true,
-          }),
-          500,
-        ),
-      ),
-    },
+    ...moveAssociationStart(),
+    { side: 0, bytes: pdata(...moveCommandFragments()) },
   ];
   const moves = (observations: Observation[]) =>
     observations.filter((o) => o.kind === 'dicom-move-request');

@@ -78,15 +78,8 @@ export function storeAssociation(): Step[] {
   ];
 }
 
-/** A vendor asking the archive to C-MOVE a study to the AE title EVIL. */
-export function moveAssociation(): Step[] {
-  const identifier = Buffer.concat([
-    // (0008,0052) Query/Retrieve Level, explicit VR LE
-    Buffer.from('08005200435306005354554459 20'.replace(/ /g, ''), 'hex'),
-    // (0020,000D) Study Instance UID, UI, length 30
-    Buffer.from('20000d0055491e00', 'hex'),
-    Buffer.from('1.2.826.0.1.3680043.10.999.1.1'),
-  ]);
+/** The A-ASSOCIATE-RQ and -AC of a vendor's C-MOVE association with the archive. */
+export function moveAssociationStart(): Step[] {
   return [
     {
       side: 0,
@@ -98,23 +91,39 @@ export function moveAssociation(): Step[] {
       side: 1,
       bytes: associateAc('VENDOR', 'ARCHIVE', [{ id: 1, result: 0, transferSyntax: EXPLICIT }]),
     },
+  ];
+}
+
+/** The PDV fragments of the vendor's C-MOVE-RQ command set, Move Destination EVIL. */
+export function moveCommandFragments() {
+  return fragments(
+    1,
+    true,
+    commandSet({
+      commandField: 0x0021,
+      messageId: 7,
+      sopClass: MOVE_STUDY_ROOT,
+      moveDestination: 'EVIL',
+      hasDataset: true,
+    }),
+    500,
+  );
+}
+
+/** A vendor asking the archive to C-MOVE a study to the AE title EVIL. */
+export function moveAssociation(): Step[] {
+  const identifier = Buffer.concat([
+    // (0008,0052) Query/Retrieve Level, explicit VR LE
+    Buffer.from('08005200435306005354554459 20'.replace(/ /g, ''), 'hex'),
+    // (0020,000D) Study Instance UID, UI, length 30
+    Buffer.from('20000d0055491e00', 'hex'),
+    Buffer.from('1.2.826.0.1.3680043.10.999.1.1'),
+  ]);
+  return [
+    ...moveAssociationStart(),
     {
       side: 0,
-      bytes: pdata(
-        ...fragments(
-          1,
-          true,
-          commandSet({
-            commandField: 0x0021,
-            messageId: 7,
-            sopClass: MOVE_STUDY_ROOT,
-            moveDestination: 'EVIL',
-            hasDataset: true,
-          }),
-          500,
-        ),
-        ...fragments(1, false, identifier, 500),
-      ),
+      bytes: pdata(...moveCommandFragments(), ...fragments(1, false, identifier, 500)),
     },
     {
       side: 1,
