@@ -25,7 +25,6 @@ import {
   IMPLICIT,
   implicitDataset,
   implicitElement,
-  MOVE_STUDY_ROOT,
   pdata,
   releaseRp,
   releaseRq,
