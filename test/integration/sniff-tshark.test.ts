@@ -75,6 +75,27 @@ function tshark(args: string[]): string {
  * 1500-byte MTU), and tshark does not flag every one. Valid only without gaps, which the
  * callers check through tollgate.egress.estimated_missing_bytes.
  */
+/** Method, Host and User-Agent of each HTTP request tshark finds, tab-separated. */
+function tsharkHttpRequests(path: string): string[] {
+  const output = tshark([
+    '-r',
+    path,
+    '-o',
+    'http.desegment_body:FALSE',
+    '-Y',
+    'http.request',
+    '-T',
+    'fields',
+    '-e',
+    'http.request.method',
+    '-e',
+    'http.host',
+    '-e',
+    'http.user_agent',
+  ]);
+  return output.split('\n').filter((line) => line !== '');
+}
+
 function tsharkPayloadBytes(path: string): Map<string, number> {
   const output = tshark([
     '-r',
@@ -266,25 +287,7 @@ describe('sniff against tshark on the fixtures', () => {
 
   it('HTTP requests of http/curl.pcap', async () => {
     const path = fixture('http/curl.pcap');
-    const output = tshark([
-      '-r',
-      path,
-      '-o',
-      'http.desegment_body:FALSE',
-      '-Y',
-      'http.request',
-      '-T',
-      'fields',
-      '-e',
-      'http.request.method',
-      '-e',
-      'http.host',
-      '-e',
-      'http.user_agent',
-    ]);
-    const fromTshark = output
-      .split('\n')
-      .filter((line) => line !== '')
+    const fromTshark = tsharkHttpRequests(path)
       .map((line) => line.split('\t').join(' '))
       .sort();
     const result = await sniff(path, { protected: FIXTURE_PROTECTED });
@@ -443,24 +446,7 @@ describe('sniff on the bundled sample', () => {
   });
 
   it('sample HTTP and TLS names match tshark', () => {
-    const http = tshark([
-      '-r',
-      SAMPLE,
-      '-o',
-      'http.desegment_body:FALSE',
-      '-Y',
-      'http.request',
-      '-T',
-      'fields',
-      '-e',
-      'http.request.method',
-      '-e',
-      'http.host',
-      '-e',
-      'http.user_agent',
-    ])
-      .split('\n')
-      .filter((line) => line !== '');
+    const http = tsharkHttpRequests(SAMPLE);
     expect(http).toEqual(['PUT\tmybucket.s3.amazonaws.com\trclone/']);
     const request = byAction(result.events, 'http-request');
     expect(
