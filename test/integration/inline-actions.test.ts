@@ -3,12 +3,12 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { curl } from './support/curl.js';
 import { readEvents } from './support/events.js';
+import { testLog } from './support/log.js';
 import { freePort } from './support/ports.js';
 
 const RATE = 1_000_000;
@@ -87,7 +87,7 @@ limits: { drain_timeout: 2s }
     );
     gateway = await startGateway({
       config,
-      log: pino({ level: process.env.TOLLGATE_TEST_LOG ?? 'silent' }, pino.destination(2)),
+      log: testLog(),
       lookup: async (name) => {
         const address = HOSTS[name];
         if (address === undefined)

@@ -4,7 +4,7 @@
 // http-request events of both front-ends must match apart from timing, ids and the gateway's
 // ephemeral source port. Servers listen on 127.0.0.2; the gateway's clients come from 127.0.0.1.
 
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,13 +12,14 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { runSniff } from '../../src/cli/sniff.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { LoopbackCapture } from './support/capture.js';
+import { spawnStorescp } from './support/dicom.js';
 import { type Event, readEvents } from './support/events.js';
+import { testLog } from './support/log.js';
 import { freePort, waitForPort } from './support/ports.js';
 import { killGroup } from './support/processes.js';
 
@@ -79,20 +80,11 @@ describe('inline events match a capture of the same transfer', () => {
     await new Promise<void>((resolve) => httpTarget.listen(ports.target, '127.0.0.2', resolve));
 
     mkdirSync(join(dir, 'received'));
-    const storescp = spawn(
-      'storescp',
-      [
-        '-aet',
-        'ARCHIVE',
-        '-od',
-        join(dir, 'received'),
-        '--fork',
-        '-ll',
-        'error',
-        String(ports.storescp),
-      ],
-      { detached: true, stdio: 'ignore' },
-    );
+    const storescp = spawnStorescp({
+      aeTitle: 'ARCHIVE',
+      outputDir: join(dir, 'received'),
+      port: ports.storescp,
+    });
     children.push(storescp);
 
     const config = loadConfigText(
@@ -110,7 +102,7 @@ limits: { drain_timeout: 2s }
     );
     gateway = await startGateway({
       config,
-      log: pino({ level: process.env.TOLLGATE_TEST_LOG ?? 'silent' }, pino.destination(2)),
+      log: testLog(),
     });
     await waitForPort('127.0.0.2', ports.storescp);
   }, 60_000);

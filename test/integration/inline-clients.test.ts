@@ -11,12 +11,12 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { curl } from './support/curl.js';
 import { readEvents } from './support/events.js';
+import { testLog } from './support/log.js';
 import { freePort, waitForPort } from './support/ports.js';
 import { killGroup, runTool } from './support/processes.js';
 
@@ -33,7 +33,7 @@ function gatewayLookup(name: string): Promise<Array<{ address: string; family: n
   return Promise.resolve([{ address, family: 4 }]);
 }
 
-const log = () => pino({ level: process.env.TOLLGATE_TEST_LOG ?? 'silent' }, pino.destination(2));
+const log = testLog;
 
 /** Resolves when the peer closes `socket`, with the time it took; rejects after `limitMs`. */
 function closedWithin(socket: Socket, limitMs: number): Promise<number> {

@@ -6,31 +6,22 @@
 // association with --single-process).
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { datasetSha256, spawnStorescp } from './support/dicom.js';
 import { readEvents } from './support/events.js';
+import { testLog } from './support/log.js';
 import { freePort, waitForPort } from './support/ports.js';
 import { killGroup } from './support/processes.js';
 
 const run = promisify(execFile);
 const STUDY_UID = '1.2.826.0.1.3680043.10.998.1.5';
-
-/** SHA-256 of a DICOM file's dataset: the bytes after the preamble, "DICM" and group 2. */
-function datasetSha256(path: string): string {
-  const bytes = readFileSync(path);
-  const groupLength = bytes.readUInt32LE(140);
-  return createHash('sha256')
-    .update(bytes.subarray(144 + groupLength))
-    .digest('hex');
-}
 
 describe('C-MOVE and C-GET through a DICOM relay', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-qr-'));
@@ -94,21 +85,12 @@ AETable END
     children.push(dcmqrscp);
 
     mkdirSync(join(dir, 'moved'));
-    const storescp = spawn(
-      'storescp',
-      [
-        '-aet',
-        'MOVEDEST',
-        '-od',
-        join(dir, 'moved'),
-        '+B',
-        '--fork',
-        '-ll',
-        'error',
-        String(ports.storescp),
-      ],
-      { detached: true, stdio: 'ignore' },
-    );
+    const storescp = spawnStorescp({
+      aeTitle: 'MOVEDEST',
+      outputDir: join(dir, 'moved'),
+      port: ports.storescp,
+      bitPreserving: true,
+    });
     children.push(storescp);
 
     const config = loadConfigText(
@@ -125,7 +107,7 @@ limits: { drain_timeout: 2s }
     );
     gateway = await startGateway({
       config,
-      log: pino({ level: process.env.TOLLGATE_TEST_LOG ?? 'silent' }, pino.destination(2)),
+      log: testLog(),
     });
     await waitForPort('127.0.0.2', ports.dcmqrscp);
     await waitForPort('127.0.0.3', ports.storescp);

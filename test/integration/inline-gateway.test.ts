@@ -4,19 +4,19 @@
 // gives the gateway maps names to them, so no query or packet leaves the machine.
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { curl } from './support/curl.js';
+import { datasetSha256, spawnStorescp } from './support/dicom.js';
 import { readEvents } from './support/events.js';
+import { testLog } from './support/log.js';
 import { freePort, waitForPort } from './support/ports.js';
 import { killGroup } from './support/processes.js';
 
@@ -28,16 +28,6 @@ const HOSTS: Record<string, string> = {
   'tls.example.org': '127.0.0.3',
 };
 const THRESHOLD = 2_000_000;
-
-/** SHA-256 of a DICOM file's dataset: the bytes after the 128-byte preamble, "DICM" and group 2. */
-function datasetSha256(path: string): string {
-  const bytes = readFileSync(path);
-  // (0002,0000) UL group length: tag at 132, VR at 136, length at 138, value at 140.
-  const groupLength = bytes.readUInt32LE(140);
-  return createHash('sha256')
-    .update(bytes.subarray(144 + groupLength))
-    .digest('hex');
-}
 
 describe('inline gateway with real clients', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-inline-'));
@@ -105,7 +95,7 @@ limits: { drain_timeout: 2s }
     );
     gateway = await startGateway({
       config,
-      log: pino({ level: process.env.TOLLGATE_TEST_LOG ?? 'silent' }, pino.destination(2)),
+      log: testLog(),
       lookup: async (name) => {
         const address = HOSTS[name];
         if (address === undefined)
@@ -115,24 +105,12 @@ limits: { drain_timeout: 2s }
     });
 
     mkdirSync(join(dir, 'received'));
-    const storescp = spawn(
-      'storescp',
-      [
-        '-aet',
-        'ARCHIVE',
-        '-od',
-        join(dir, 'received'),
-        '+B',
-        '--fork',
-        '-ll',
-        'error',
-        String(ports.storescp),
-      ],
-      {
-        detached: true,
-        stdio: 'ignore',
-      },
-    );
+    const storescp = spawnStorescp({
+      aeTitle: 'ARCHIVE',
+      outputDir: join(dir, 'received'),
+      port: ports.storescp,
+      bitPreserving: true,
+    });
     children.push(storescp);
 
     execFileSyncQuiet('openssl', [

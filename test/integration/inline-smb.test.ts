@@ -24,7 +24,6 @@ import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   freePort,
@@ -91,6 +90,8 @@ for i in range(2):
 for i in range(bulk_files):
     pdf(f"bulk/PATIENT{i:02d}_SYNTHETIC_{19500101 + i}_record.pdf", bulk_bytes)
 `;
+
+import { testLog } from './support/log.js';
 
 function sha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -191,7 +192,7 @@ describe.skipIf(!isRoot)('SMB through the inline relay', () => {
   let filesGateway: RunningGateway;
   let filesRelayPort = 0;
 
-  const log = pino({ level: process.env.TOLLGATE_TEST_LOG ?? 'silent' }, pino.destination(2));
+  const log = testLog();
 
   async function startRelayGateway(name: string, events: string, policy: string) {
     const port = await freePort('127.0.0.1');
