@@ -159,12 +159,7 @@ export async function readCapture(
   stats: CaptureStats,
   options: ReadCaptureOptions = {},
 ): Promise<void> {
-  const driver = new ChunkDriver({
-    frame: newFrame(),
-    onFrame,
-    stats,
-    maxRecordBytes: checkedMaxRecordBytes(options),
-  });
+  const driver = newDriver(onFrame, stats, options);
   for await (const chunk of input) {
     driver.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : (chunk as Buffer));
   }
@@ -185,12 +180,7 @@ export async function readCaptureFile(
   stats: CaptureStats,
   options: ReadCaptureOptions = {},
 ): Promise<void> {
-  const driver = new ChunkDriver({
-    frame: newFrame(),
-    onFrame,
-    stats,
-    maxRecordBytes: checkedMaxRecordBytes(options),
-  });
+  const driver = newDriver(onFrame, stats, options);
   const buffer = Buffer.allocUnsafe(CAPTURE_READ_CHUNK_BYTES);
   const fd = openSync(path, 'r');
   try {
@@ -204,6 +194,19 @@ export async function readCaptureFile(
     closeSync(fd);
   }
   driver.end();
+}
+
+function newDriver(
+  onFrame: (frame: Frame) => void,
+  stats: CaptureStats,
+  options: ReadCaptureOptions,
+): ChunkDriver {
+  return new ChunkDriver({
+    frame: newFrame(),
+    onFrame,
+    stats,
+    maxRecordBytes: checkedMaxRecordBytes(options),
+  });
 }
 
 function checkedMaxRecordBytes(options: ReadCaptureOptions): number {

@@ -3,7 +3,7 @@
 import type { AnalyzerFactory, AnalyzerSink, FlowView, Side } from '../../engine/types.js';
 import { HttpAnalyzer } from './analyzer.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
-import { isTokenChar } from './message-parser.js';
+import { isTokenChar, STANDARD_METHODS } from './message-parser.js';
 
 export { HttpAnalyzer } from './analyzer.js';
 export { hostFromAuthority } from './host.js';
@@ -11,15 +11,7 @@ export { DEFAULT_HTTP_LIMITS, type HttpAnomaly, type HttpLimits } from './limits
 
 /** Methods of RFC 9110 and WebDAV (RFC 4918) that a probe accepts without seeing the version. */
 const KNOWN_METHODS = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'CONNECT',
-  'OPTIONS',
-  'TRACE',
-  'PATCH',
+  ...STANDARD_METHODS,
   'PROPFIND',
   'PROPPATCH',
   'MKCOL',

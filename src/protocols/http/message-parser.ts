@@ -81,7 +81,7 @@ const REQUEST_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e]+ HTTP\/1\.[01]\r
  * The methods RFC 9110 section 9 defines. No one of them is a suffix of another, so a request
  * line cut inside its method by a gap cannot pass as one of them.
  */
-const STANDARD_METHODS = new Set([
+export const STANDARD_METHODS: ReadonlySet<string> = new Set([
   'GET',
   'HEAD',
   'POST',
