@@ -29,7 +29,7 @@ export interface EventHeader {
   severity?: number;
 }
 
-/** The fields every event has: time, id, classification and the observer. */
+/** Builds the fields every event has: time, id, classification and the observer. */
 export function baseEvent(ts: Millis, header: EventHeader, observer: ObserverInfo): EcsEvent {
   const options: Parameters<typeof buildBaseEvent>[0] = {
     action: header.action,
@@ -53,7 +53,7 @@ export function networkDirection(flow: EngineFlow): string {
   );
 }
 
-/** The endpoint and flow fields of every flow-related event. */
+/** Builds the endpoint and flow fields of every flow-related event. */
 export function flowFields(
   flow: EngineFlow,
   communityId: string | undefined,

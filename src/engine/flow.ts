@@ -17,13 +17,13 @@ import type {
   Side,
 } from './types.js';
 
-/** Where a flow stands relative to the protected networks. */
+/** A flow's place relative to the protected networks. */
 export type FlowCategory = 'egress' | 'internal' | 'unrelated';
 
 /** Bytes of a side buffered while the protocol is not decided yet. */
 const MAX_UNDECIDED_BYTES = 64 * 1024;
 
-/** What the engine provides to its flows. */
+/** The engine's side of a flow: the protocol modules and the callbacks flows report to. */
 export interface FlowHost {
   readonly protocols: readonly ProtocolModule[];
   onObservation(flow: EngineFlow, observation: Observation, ts: Millis): void;
@@ -200,7 +200,7 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     if (this.blocked !== null) listener(this.blocked);
   }
 
-  /** Records a block verdict once and tells the front-end. */
+  /** Records a block verdict once and passes it to the front-end's listeners. */
   block(verdict: Verdict): void {
     if (this.blocked !== null) return;
     this.blocked = verdict;
@@ -212,7 +212,7 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     for (const verdict of this.throttles) listener(verdict);
   }
 
-  /** Records a throttle verdict once per rule and tells the front-end. */
+  /** Records a throttle verdict once per rule and passes it to the front-end's listeners. */
   throttle(verdict: Verdict): void {
     if (this.throttles.some((known) => known.ruleId === verdict.ruleId)) return;
     this.throttles.push(verdict);
@@ -254,8 +254,8 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
       return;
     }
 
-    // The protocols tollgate parses all start with the initiator, so an initiator head no
-    // probe accepts settles it; a responder head alone waits for the initiator's bytes.
+    // The protocols tollgate parses all start with the initiator. So an initiator head that no
+    // probe accepts settles the question, and a responder head alone waits for the initiator.
     this.probeResults[side] = result;
     const settled = this.probeResults[0] === 'unknown';
     if (settled || this.undecidedBytes >= MAX_UNDECIDED_BYTES) this.decide(null, ts);
@@ -300,7 +300,7 @@ export class EngineFlow implements FlowHandle, FlowView, AnalyzerSink {
     for (const { side, chunk, ts } of buffered) this.analyzer.data(side, chunk, ts);
   }
 
-  /** The protocol whose default ports include the responder's port. */
+  /** Returns the protocol whose default ports include the responder's port. */
   private portModule(): ProtocolModule | undefined {
     const port = this.responder.port;
     return this.host.protocols.find((module) => module.defaultPorts.includes(port));

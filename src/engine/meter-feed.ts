@@ -15,7 +15,7 @@ import { BaseMeters, type MeterCrossing, meterKey, RuleMeter } from './meters.js
 import { isMeterRule } from './rules.js';
 import type { Millis } from './types.js';
 
-/** What one step adds to the meters. */
+/** Counts that one step adds to the meters. */
 export interface MeterCounts {
   /** Egress payload bytes. */
   bytes: number;
@@ -119,8 +119,8 @@ export class MeterFeed {
 
   /**
    * Returns the `n` entries of a base store with the most egress bytes in the rolling window at
-   * `now`, and how many entries the store has. Each window is first advanced to `now` (as the
-   * next count would do) so that minutes older than 60 drop out; the hour totals are zero for
+   * `now`, and how many entries the store has. Each window is first advanced to `now`, as the
+   * next count would do, so that minutes older than 60 drop out. The hour totals are zero for
    * an entry whose bucket belongs to an earlier hour. Sorting is O(k log k) over the store's k
    * entries, at most maxMeterKeys.
    */
@@ -158,7 +158,7 @@ export class MeterFeed {
       (a, b) =>
         b.rolling.bytes - a.rolling.bytes ||
         b.hour.bytes - a.hour.bytes ||
-        (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+        compareKeys(a.key, b.key),
     );
     return { total: store.size, top: snapshots.slice(0, n) };
   }
@@ -187,7 +187,7 @@ export class MeterFeed {
   }
 }
 
-/** A bulk-copy meter's bytes are SMB file data, not all the flow's egress. */
+/** Returns the bytes a rule's meter counts: SMB file data for bulk-copy, else all egress. */
 function ruleByteCount(meter: RuleMeter, counts: MeterCounts): number {
   return meter.rule.kind === 'bulk-copy' ? counts.fileBytes : counts.bytes;
 }
@@ -202,6 +202,13 @@ function countsMatter(meter: RuleMeter, counts: MeterCounts): boolean {
     default:
       return counts.bytes > 0;
   }
+}
+
+/** Orders keys by UTF-16 code units, as `<` does, so ties sort the same on every locale. */
+function compareKeys(a: string, b: string): number {
+  if (a < b) return -1;
+  if (a > b) return 1;
+  return 0;
 }
 
 function flowLabels(flow: EngineFlow): MeterLabels {

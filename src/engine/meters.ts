@@ -29,7 +29,7 @@ export interface MeterCrossing {
   limit: number;
 }
 
-/** What a meter rule counts: egress bytes (file bytes for bulk-copy), instances or files. */
+/** The quantity a meter rule counts: egress bytes (file bytes for bulk-copy), instances or files. */
 export type Measure = 'bytes' | 'instances' | 'files';
 
 function rollingTotal(window: MeterWindow, measure: Measure): number {
@@ -37,7 +37,7 @@ function rollingTotal(window: MeterWindow, measure: Measure): number {
   return measure === 'instances' ? window.rollingInstances : window.rollingFiles;
 }
 
-/** The limits a rule sets; crossing any of them fires the rule. */
+/** Returns the limits a rule sets. Crossing any of them fires the rule. */
 function ruleLimits(rule: CompiledRule): Array<{ measure: Measure; limit: number }> {
   const limits: Array<{ measure: Measure; limit: number }> = [];
   if (rule.kind === 'bulk-dicom' && rule.instances !== undefined) {
@@ -86,7 +86,7 @@ export class RuleMeter {
   /**
    * Checks the entry against the rule's limit after counts were added. Returns a crossing when
    * an alert is due: once per UTC hour bucket, and once each time the rolling window rises
-   * above the limit. `over` says whether the limit is exceeded now, for block rules.
+   * above the limit. `over` is true while the limit is exceeded, for block rules.
    */
   check(entry: MeterEntry): { crossing: MeterCrossing | null; over: boolean } {
     const rule = this.rule;
@@ -148,7 +148,7 @@ export class BaseMeters {
   }
 }
 
-/** The key a store of kind `per` uses for a flow, or null when the flow has no such key yet. */
+/** Returns the key a store of kind `per` uses for a flow, or null when it has none yet. */
 export function meterKey(
   per: 'remote' | 'source-remote' | 'user',
   labels: MeterLabels,

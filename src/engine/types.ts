@@ -1,7 +1,7 @@
 // Types shared by the front-ends (capture, proxy), the engine and the protocol analyzers.
 // Analyzers depend on this file only, never on where their bytes come from.
 
-/** Which end of a TCP connection sent a chunk: 0 the initiator (client), 1 the responder (server). */
+/** The end of a TCP connection that sent a chunk: 0 the initiator (client), 1 the responder (server). */
 export type Side = 0 | 1;
 
 export const INITIATOR: Side = 0;
@@ -17,7 +17,7 @@ export interface Endpoint {
 
 export type ProtocolName = 'dicom' | 'http' | 'tls' | 'smb' | 'unknown';
 
-/** What an analyzer may read about the flow it is attached to. */
+/** The parts of its flow an analyzer may read. */
 export interface FlowView {
   readonly id: string;
   readonly initiator: Endpoint;
@@ -59,7 +59,7 @@ export type DimseCommandName =
 export interface DicomAssociationSummary {
   callingAeTitle: string;
   calledAeTitle: string;
-  /** Which side sent the A-ASSOCIATE-RQ. */
+  /** The side that sent the A-ASSOCIATE-RQ. */
   requestorSide: Side;
   maxPduLength: { requestor: number; acceptor: number };
   presentationContexts: Array<{
