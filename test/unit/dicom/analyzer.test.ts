@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { probeDicom } from '../../../src/protocols/dicom/index.js';
 import { associateRq, CT, hex, IMPLICIT, pdata, pdu } from './build.js';
-import { run, type Step } from './helpers.js';
+import { asKind, run, type Step } from './helpers.js';
 import { moveAssociation, SOP_1, SOP_2, storeAssociation } from './scenarios.js';
 
 /** Joins the steps of one scenario into per-side runs so split offsets cross PDU boundaries. */
@@ -19,7 +19,7 @@ describe('store association', () => {
       instances.map((o) => o.kind === 'dicom-instance' && o.attributes.sopInstanceUid),
     ).toEqual([SOP_1, SOP_2]);
     const first = instances[0];
-    expect(first?.kind === 'dicom-instance' && first.attributes).toEqual({
+    expect(asKind(first, 'dicom-instance').attributes).toEqual({
       sopClassUid: CT,
       sopInstanceUid: SOP_1,
       modality: 'CT',
@@ -89,12 +89,10 @@ describe('move association', () => {
       studyInstanceUid: '1.2.826.0.1.3680043.10.999.1.1',
     });
     const summary = result.observations.at(-1);
-    expect(summary?.kind === 'dicom-association' && summary.summary.failureStatuses).toEqual({
+    expect(asKind(summary, 'dicom-association').summary.failureStatuses).toEqual({
       a702: 1,
     });
-    expect(summary?.kind === 'dicom-association' && summary.summary.moveDestinations).toEqual([
-      'EVIL',
-    ]);
+    expect(asKind(summary, 'dicom-association').summary.moveDestinations).toEqual(['EVIL']);
     expect(result.observations.some((o) => o.kind === 'dicom-instance')).toBe(false);
   });
 });
@@ -134,16 +132,16 @@ describe('limits and malformed input', () => {
     const result = run(storeAssociation(), undefined, { maxCommandSetBytes: 40 });
     expect(result.anomalies.map((a) => a.name)).toContain('dicom.command_set_too_large');
     const summary = result.observations.at(-1);
-    expect(summary?.kind === 'dicom-association' && summary.summary.commands.OTHER).toBe(4);
+    expect(asKind(summary, 'dicom-association').summary.commands.OTHER).toBe(4);
   });
 
   test('lowered maxLeadingAttributesBytes', () => {
     const result = run(storeAssociation(), undefined, { maxLeadingAttributesBytes: 60 });
     const first = result.observations.find((o) => o.kind === 'dicom-instance');
-    expect(first?.kind === 'dicom-instance' && first.attributesStatus).toBe('incomplete');
-    expect(first?.kind === 'dicom-instance' && first.attributes.patientId).toBeUndefined();
+    expect(asKind(first, 'dicom-instance').attributesStatus).toBe('incomplete');
+    expect(asKind(first, 'dicom-instance').attributes.patientId).toBeUndefined();
     // The command's SOP Instance UID still names the instance.
-    expect(first?.kind === 'dicom-instance' && first.attributes.sopInstanceUid).toBe(SOP_1);
+    expect(asKind(first, 'dicom-instance').attributes.sopInstanceUid).toBe(SOP_1);
   });
 
   test('unknown PDU type', () => {

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import type { AnalyzerSink, FlowView, Observation, Side } from '../../../src/engine/types.js';
 import { createDicomAnalyzer, type DicomLimits } from '../../../src/protocols/dicom/index.js';
 
@@ -55,4 +56,13 @@ export function run(
   });
   analyzer.end(steps.length);
   return { observations: sink.observations, anomalies: sink.anomalies };
+}
+
+/** Returns the observation narrowed to `kind`, failing the test when it is of another kind. */
+export function asKind<K extends Observation['kind']>(
+  observation: Observation | undefined,
+  kind: K,
+): Extract<Observation, { kind: K }> {
+  expect(observation?.kind).toBe(kind);
+  return observation as Extract<Observation, { kind: K }>;
 }

@@ -6,7 +6,7 @@ import {
 } from '../../../src/protocols/dicom/associate.js';
 import { decodeCommandSet } from '../../../src/protocols/dicom/command-set.js';
 import { hex } from './build.js';
-import { run } from './helpers.js';
+import { asKind, run } from './helpers.js';
 
 // A-ASSOCIATE-RQ, PS3.8 section 9.3.2, written out by hand.
 const ASSOCIATE_RQ = hex(`
@@ -68,8 +68,8 @@ describe('association PDUs', () => {
       { side: 1, bytes: hex('03 00 00000004 00 01 01 07') },
     ]);
     const summary = result.observations.find((o) => o.kind === 'dicom-association');
-    expect(summary?.kind === 'dicom-association' && summary.summary.outcome).toBe('rejected');
-    expect(summary?.kind === 'dicom-association' && summary.summary.rejectReason).toEqual({
+    expect(asKind(summary, 'dicom-association').summary.outcome).toBe('rejected');
+    expect(asKind(summary, 'dicom-association').summary.rejectReason).toEqual({
       result: 1,
       source: 1,
       reason: 7,
@@ -84,10 +84,8 @@ describe('association PDUs', () => {
     ]);
     const summaries = result.observations.filter((o) => o.kind === 'dicom-association');
     expect(summaries).toHaveLength(1);
-    expect(summaries[0]?.kind === 'dicom-association' && summaries[0].summary.outcome).toBe(
-      'aborted',
-    );
-    expect(summaries[0]?.kind === 'dicom-association' && summaries[0].summary.abortReason).toEqual({
+    expect(asKind(summaries[0], 'dicom-association').summary.outcome).toBe('aborted');
+    expect(asKind(summaries[0], 'dicom-association').summary.abortReason).toEqual({
       source: 0,
       reason: 0,
     });
