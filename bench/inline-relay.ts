@@ -9,11 +9,12 @@
 // process on 127.0.0.1 and 127.0.0.2. Usage:
 //   npm run build && npx tsc -p tsconfig.json --outDir .build &&
 //   node .build/bench/inline-relay.js [MEGABYTES] [ROUNDS] [CONNECTIONS]
-// Set TOLLGATE_CPU_PROF=DIR to write a V8 CPU profile of the gateway to DIR.
+// Set TOLLGATE_CPU_PROF=DIR to write a V8 CPU profile of the gateway to DIR, and
+// TOLLGATE_TRACE_GC=FILE to write the gateway's garbage collections (--trace-gc) to FILE.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -165,9 +166,11 @@ limits: { max_connections: 10000, max_connections_per_source: 10000 }
 `,
   );
   const profile = process.env.TOLLGATE_CPU_PROF;
+  const gcTrace = process.env.TOLLGATE_TRACE_GC;
   const args = profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile];
+  if (gcTrace !== undefined) args.push('--trace-gc');
   return spawn(process.execPath, [...args, cli, 'run', '--config', join(dir, 'gw.yaml')], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', gcTrace === undefined ? 'ignore' : openSync(gcTrace, 'w'), 'pipe'],
     env: { ...process.env, TOLLGATE_PSEUDONYM_KEY: 'b'.repeat(64) },
   });
 }

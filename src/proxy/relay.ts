@@ -97,5 +97,4 @@ async function relayConnection(
     onClose: () => context.untrack(splice),
   });
   context.track(splice);
-  client.resume();
 }

@@ -333,7 +333,6 @@ class SocksHandshake {
       onClose: () => this.context.untrack(splice),
     });
     this.context.track(splice);
-    this.client.resume();
   }
 
   private consume(length: number): void {

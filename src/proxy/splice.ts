@@ -1,10 +1,12 @@
 // Relays bytes between a client socket and an upstream socket through an engine flow. Every
 // chunk goes to the engine before it is forwarded, so a block verdict raised by that chunk
-// stops it: the peer never receives bytes past the cut. Backpressure: when one socket's write
-// buffer is full the other socket is paused until 'drain', so at most one read per direction
-// waits in memory. Half-close is passed on (FIN one way, data may still flow the other way).
-// A throttle verdict delays the egress direction's chunks (see throttle.ts); the source stays
-// paused while a chunk waits.
+// stops it: the peer never receives bytes past the cut. Both sockets read into a buffer each
+// that they reuse (reused-read-buffer.ts). Backpressure: when the kernel does not take a write
+// at once, the socket that read the chunk is paused until the write completes. So at most one
+// read per direction waits in memory, and no read overwrites a chunk still being sent.
+// Half-close is passed on (FIN one way, data may still flow the other way). A throttle verdict
+// delays the egress direction's chunks (see throttle.ts); the source stays paused while a chunk
+// waits.
 
 import type { Socket } from 'node:net';
 import type { Engine } from '../engine/engine.js';
@@ -13,6 +15,7 @@ import type { FlowEndReason, Verdict } from '../engine/front-end.js';
 import type { Millis, Side } from '../engine/types.js';
 import { abortPdu, associateRejectPdu, PduBoundaryTracker, RejectReason } from './dicom-pdu.js';
 import { raiseMallocTrimThreshold } from './malloc-trim.js';
+import { canMoveToReusedReadBuffer, moveToReusedReadBuffer } from './reused-read-buffer.js';
 import { EgressThrottle, type RateLimiterRegistry } from './throttle.js';
 
 export interface SpliceServices {
@@ -42,8 +45,11 @@ export class Splice {
   /** Bytes written to each peer: [to upstream, to client]. */
   readonly forwarded: [number, number] = [0, 0];
   private readonly sockets: [Socket, Socket];
+  /** Per side: the write callback that resumes that side's socket once its chunk is sent. */
+  private readonly afterWrite: [() => void, () => void];
   private readonly pdus: [PduBoundaryTracker, PduBoundaryTracker] | null;
   private finished = false;
+  private reusedBuffers = false;
   private cut = false;
   private lastActivity: Millis;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -51,10 +57,9 @@ export class Splice {
   private readonly throttle: EgressThrottle | null = null;
 
   constructor(private readonly options: SpliceOptions) {
-    const { client, upstream, flow } = options;
-    // Every read allocates a buffer; keep glibc from unmapping them between collections.
-    raiseMallocTrimThreshold();
-    this.sockets = [client, upstream];
+    const { flow } = options;
+    this.sockets = this.adoptSockets(options.client, options.upstream);
+    this.afterWrite = [() => this.resumeIfSinkFlushed(0), () => this.resumeIfSinkFlushed(1)];
     this.pdus = options.dicom ? [new PduBoundaryTracker(), new PduBoundaryTracker()] : null;
     this.lastActivity = options.services.now();
 
@@ -68,7 +73,7 @@ export class Splice {
         now: () => options.services.now(),
         pauseSource: () => source.pause(),
         resumeSource: () => {
-          if (!this.cut && !sink.writableNeedDrain) source.resume();
+          if (!this.cut && sink.writableLength === 0) source.resume();
         },
       });
       this.throttle = throttle;
@@ -87,11 +92,18 @@ export class Splice {
     if (options.initialClientData !== undefined && options.initialClientData.length > 0) {
       this.pass(0, options.initialClientData);
     }
+    this.resumeIfSinkFlushed(0);
+    this.resumeIfSinkFlushed(1);
   }
 
   /** Ends the relay gracefully: FIN to both peers (used when draining). */
   close(): void {
     for (const socket of this.sockets) socket.end();
+  }
+
+  /** True when both sockets read into reused buffers instead of emitting 'data'. */
+  get readsIntoReusedBuffers(): boolean {
+    return this.reusedBuffers;
   }
 
   /** Resets both peers and ends the flow with `reason`. */
@@ -103,11 +115,7 @@ export class Splice {
   private wire(side: Side): void {
     const source = this.sockets[side];
     const sink = this.sockets[1 - side]!;
-    source.on('data', (chunk: Buffer) => this.pass(side, chunk));
-    sink.on('drain', () => {
-      if (!this.cut && !(side === this.options.flow.insideSide && this.throttle?.holding))
-        source.resume();
-    });
+    if (!this.reusedBuffers) source.on('data', (chunk: Buffer) => this.pass(side, chunk));
     source.on('end', () => {
       if (this.cut || sink.destroyed) return;
       // A FIN follows the chunks the throttle still holds.
@@ -155,7 +163,33 @@ export class Splice {
     this.pdus?.[side].feed(chunk);
     this.forwarded[side] += chunk.length;
     const sink = this.sockets[1 - side]!;
-    if (!sink.write(chunk)) this.sockets[side].pause();
+    sink.write(chunk, this.afterWrite[side]);
+    // A write the kernel did not take at once still refers to the source's read buffer.
+    if (sink.writableLength > 0) this.sockets[side].pause();
+  }
+
+  private resumeIfSinkFlushed(side: Side): void {
+    if (this.cut || this.finished) return;
+    if (this.sockets[1 - side]!.writableLength > 0) return;
+    if (side === this.options.flow.insideSide && this.throttle?.holding) return;
+    this.sockets[side].resume();
+  }
+
+  /**
+   * Moves both sockets to reused read buffers, or neither. A socket that cannot move (because it
+   * has unread data buffered, say) keeps Node's per-read buffers, which the collector frees.
+   */
+  private adoptSockets(client: Socket, upstream: Socket): [Socket, Socket] {
+    if (!canMoveToReusedReadBuffer(client) || !canMoveToReusedReadBuffer(upstream)) {
+      // Every read allocates a buffer; keep glibc from unmapping them between collections.
+      raiseMallocTrimThreshold();
+      return [client, upstream];
+    }
+    this.reusedBuffers = true;
+    return [
+      moveToReusedReadBuffer(client, (chunk) => this.pass(0, chunk)),
+      moveToReusedReadBuffer(upstream, (chunk) => this.pass(1, chunk)),
+    ];
   }
 
   private onBlock(verdict: Verdict): void {

@@ -1,0 +1,61 @@
+// Moves a relayed TCP socket onto one read buffer that it keeps for its whole life, instead of
+// a fresh 64 KiB buffer for every read. Node counts each fresh read buffer as V8 external
+// memory until a garbage collection frees it. At 1 GB/s that is 64 MiB in about 60 ms. V8
+// responds to that external memory pressure with a full (mark-compact) collection every 30 to
+// 50 ms, which cost the gateway a third of its CPU (Node 20; see docs/benchmarks.md).
+//
+// Node reads into a caller's buffer only with the `onread` socket option, and only for sockets
+// it constructs, not for the ones net.Server accepts. So the socket's libuv handle moves to a
+// new net.Socket made with `onread`; the old Socket object stays behind without a handle and is
+// destroyed when the new one closes, so the 'close' listeners on it (and net.Server's
+// connection count) still run once the connection is really over.
+//
+// The buffer is overwritten by the socket's next read. The caller must not keep a view of a
+// chunk after its callback returns unless it pauses the socket until it has let go of the view;
+// that includes a write to another socket that did not complete at once (see `Splice.forward`).
+
+import { Socket } from 'node:net';
+
+export const READ_BUFFER_BYTES = 64 * 1024;
+
+/** The part of net.Socket's private state the move relies on (Node 20). */
+interface SocketInternals {
+  _handle: object | null;
+}
+
+/**
+ * Checks that `socket` can move to a reused read buffer. It must be an open TCP socket with no
+ * unread data buffered and no write in flight that the old Socket object would have to complete.
+ */
+export function canMoveToReusedReadBuffer(socket: Socket): boolean {
+  return (
+    (socket as unknown as SocketInternals)._handle !== null &&
+    !socket.destroyed &&
+    !socket.connecting &&
+    socket.readableLength === 0 &&
+    socket.writableLength === 0 &&
+    !socket.readableEnded &&
+    !socket.writableEnded
+  );
+}
+
+/**
+ * Moves `socket`'s handle to a new socket that reads into one reused buffer and calls `onChunk`
+ * with a view of each read. The caller checks canMoveToReusedReadBuffer first. The new socket
+ * is paused and half-open. The old one keeps no handle and is destroyed when the new one closes.
+ */
+export function moveToReusedReadBuffer(socket: Socket, onChunk: (chunk: Buffer) => void): Socket {
+  const internals = socket as unknown as SocketInternals;
+  const handle = internals._handle;
+  const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  internals._handle = null;
+
+  const moved = new Socket({
+    handle,
+    allowHalfOpen: true,
+    pauseOnCreate: true,
+    onread: { buffer, callback: (bytes: number) => onChunk(buffer.subarray(0, bytes)) },
+  } as ConstructorParameters<typeof Socket>[0]);
+  moved.once('close', () => socket.destroy());
+  return moved;
+}
