@@ -16,6 +16,7 @@ import type { Listener } from '../config/load.js';
 import { parseHostPort } from '../config/schema.js';
 import type { Refusal } from './destination.js';
 import { clientEndpoint, type ProxyContext } from './gateway.js';
+import { raiseMallocTrimThreshold } from './malloc-trim.js';
 import { Splice } from './splice.js';
 import { EgressThrottle } from './throttle.js';
 import { openTunnel } from './tunnel.js';
@@ -238,6 +239,8 @@ async function forward(
     plainResponse(res, 502, `tollgate: cannot connect to ${host}:${port}: ${code}\n`);
     return;
   }
+  // The request and response bodies are read into a fresh buffer per read; see malloc-trim.ts.
+  raiseMallocTrimThreshold();
   const flow = context.openFlow({ initiator: client, responder: { ip: decision.address, port } });
   let cut = false;
   // The request body is the egress: a throttle verdict delays its writes to the upstream.

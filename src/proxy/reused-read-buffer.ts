@@ -18,6 +18,28 @@ import { Socket } from 'node:net';
 
 export const READ_BUFFER_BYTES = 64 * 1024;
 
+/**
+ * Buffers of relays that closed, kept for the next ones. Allocating two fresh buffers per
+ * connection would bring back the external memory pressure for short connections. The bound
+ * keeps a burst of connections from pinning memory once it is over.
+ */
+const MAX_POOLED_BUFFERS = 256;
+const pool: Buffer[] = [];
+
+/**
+ * Returns buffers to the pool. Call this only when nothing refers to them any more: after both
+ * sockets of the relay emitted 'close', since a write to one socket may carry a view of the
+ * other socket's buffer until then.
+ */
+export function releaseReadBuffers(buffers: readonly Buffer[]): void {
+  for (const buffer of buffers) if (pool.length < MAX_POOLED_BUFFERS) pool.push(buffer);
+}
+
+/** Number of buffers in the pool (for tests). */
+export function pooledReadBuffers(): number {
+  return pool.length;
+}
+
 /** The part of net.Socket's private state the move relies on (Node 20). */
 interface SocketInternals {
   _handle: object | null;
@@ -41,13 +63,17 @@ export function canMoveToReusedReadBuffer(socket: Socket): boolean {
 
 /**
  * Moves `socket`'s handle to a new socket that reads into one reused buffer and calls `onChunk`
- * with a view of each read. The caller checks canMoveToReusedReadBuffer first. The new socket
- * is paused and half-open. The old one keeps no handle and is destroyed when the new one closes.
+ * with a view of each read. The caller checks canMoveToReusedReadBuffer first, and hands the
+ * buffer to releaseReadBuffers when it is done with it. The new socket is paused and half-open.
+ * The old one keeps no handle and is destroyed when the new one closes.
  */
-export function moveToReusedReadBuffer(socket: Socket, onChunk: (chunk: Buffer) => void): Socket {
+export function moveToReusedReadBuffer(
+  socket: Socket,
+  onChunk: (chunk: Buffer) => void,
+): { socket: Socket; buffer: Buffer } {
   const internals = socket as unknown as SocketInternals;
   const handle = internals._handle;
-  const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  const buffer = pool.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   internals._handle = null;
 
   const moved = new Socket({
@@ -57,5 +83,5 @@ export function moveToReusedReadBuffer(socket: Socket, onChunk: (chunk: Buffer) 
     onread: { buffer, callback: (bytes: number) => onChunk(buffer.subarray(0, bytes)) },
   } as ConstructorParameters<typeof Socket>[0]);
   moved.once('close', () => socket.destroy());
-  return moved;
+  return { socket: moved, buffer };
 }

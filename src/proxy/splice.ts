@@ -15,7 +15,11 @@ import type { FlowEndReason, Verdict } from '../engine/front-end.js';
 import type { Millis, Side } from '../engine/types.js';
 import { abortPdu, associateRejectPdu, PduBoundaryTracker, RejectReason } from './dicom-pdu.js';
 import { raiseMallocTrimThreshold } from './malloc-trim.js';
-import { canMoveToReusedReadBuffer, moveToReusedReadBuffer } from './reused-read-buffer.js';
+import {
+  canMoveToReusedReadBuffer,
+  moveToReusedReadBuffer,
+  releaseReadBuffers,
+} from './reused-read-buffer.js';
 import { EgressThrottle, type RateLimiterRegistry } from './throttle.js';
 
 export interface SpliceServices {
@@ -186,10 +190,19 @@ export class Splice {
       return [client, upstream];
     }
     this.reusedBuffers = true;
-    return [
+    const moved = [
       moveToReusedReadBuffer(client, (chunk) => this.pass(0, chunk)),
       moveToReusedReadBuffer(upstream, (chunk) => this.pass(1, chunk)),
-    ];
+    ] as const;
+
+    // Until both sockets closed, a pending write to one may refer to the other's buffer.
+    let open = 2;
+    for (const { socket } of moved) {
+      socket.once('close', () => {
+        if (--open === 0) releaseReadBuffers(moved.map(({ buffer }) => buffer));
+      });
+    }
+    return [moved[0].socket, moved[1].socket];
   }
 
   private onBlock(verdict: Verdict): void {

@@ -10,6 +10,7 @@ import { loadPolicyText } from '../../../src/policy/load.js';
 import { PROTOCOLS } from '../../../src/protocols/registry.js';
 import {
   canMoveToReusedReadBuffer,
+  pooledReadBuffers,
   READ_BUFFER_BYTES,
 } from '../../../src/proxy/reused-read-buffer.js';
 import { Splice } from '../../../src/proxy/splice.js';
@@ -185,19 +186,27 @@ describe('Splice', () => {
     expect(relay.splices[0]!.readsIntoReusedBuffers).toBe(false);
   });
 
-  it('ends the accepted connection for its server', async () => {
+  it('closes the accepted connection and pools buffers', async () => {
     const upstreamServer = createServer({ allowHalfOpen: true }, (socket) => {
       socket.resume();
       socket.on('end', () => socket.end());
     });
     const relay = await startRelay(await listen(upstreamServer));
+    const pooledBefore = pooledReadBuffers();
     const client = connect({ host: '127.0.0.1', port: relay.port, allowHalfOpen: true });
     await once(client, 'connect');
+    while (relay.splices.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(pooledReadBuffers()).toBe(Math.max(0, pooledBefore - 2));
     client.resume();
     client.end('bye');
     await once(client, 'close');
 
     await relay.closed();
+    // The buffers return once the upstream socket closed too, which can be a moment later.
+    for (let i = 0; i < 100 && pooledReadBuffers() < Math.max(2, pooledBefore); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(pooledReadBuffers()).toBe(Math.max(2, pooledBefore));
     const closed = new Promise((resolve) => relay.server.close(resolve));
     await expect(closed).resolves.toBeUndefined();
   });
