@@ -34,7 +34,7 @@ function remoteText(ip: string, domain: string | undefined): string {
 }
 
 export function writeSummary(out: NodeJS.WritableStream, input: SummaryInput): void {
-  const { engine, tcp, captureStats } = input;
+  const { engine, captureStats } = input;
   const stats = engine.stats;
   const lines: string[] = [];
 

@@ -174,7 +174,7 @@ export class MeterFeed {
     const key = meterKey(per, labels);
     if (key === null) return null;
     const cached = flow.meterEntries.get(owner);
-    if (cached !== undefined && cached.live && cached.key === key) {
+    if (cached?.live && cached.key === key) {
       if (labels.remoteDomain !== undefined && cached.labels.remoteDomain === undefined) {
         cached.labels.remoteDomain = labels.remoteDomain;
       }

@@ -22,7 +22,6 @@ const repo = join(import.meta.dirname, '..', '..');
 const STORE = join(repo, 'test', 'fixtures', 'dicom', 'store.pcap');
 const PROTECTED = '198.51.100.0/24';
 
-// biome-ignore lint/suspicious/noExplicitAny: events are parsed JSON checked field by field
 type EcsEvent = any;
 
 let work: string;

@@ -27,7 +27,6 @@ const sampleFacts = JSON.parse(readFileSync(join(repo, 'samples', 'vendor-night.
 // protect; the sample uses RFC 1918 inside addresses, so it runs with the default policy.
 const FIXTURE_PROTECTED = '198.51.100.0/24';
 
-// biome-ignore lint/suspicious/noExplicitAny: events are parsed JSON checked field by field
 type EcsEvent = any;
 
 interface SniffResult {

@@ -2,7 +2,6 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 
-// biome-ignore lint/suspicious/noExplicitAny: events are parsed JSON checked field by field
 export type Event = Record<string, any>;
 
 /** Parses every non-empty line of a JSON-lines file; throws when the file is missing. */

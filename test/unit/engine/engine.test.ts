@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Engine, type EngineOptions } from '../../../src/engine/engine.js';
+import type { EngineFlow } from '../../../src/engine/flow.js';
 import type { FlowHandle, Verdict } from '../../../src/engine/front-end.js';
 import { Pseudonymizer } from '../../../src/events/pseudonymize.js';
 import { MemorySink } from '../../../src/events/sink.js';
@@ -272,7 +273,7 @@ describe('Engine inline refusals', () => {
 describe('Engine event fields', () => {
   it('splits DOMAIN\\user into ECS user fields', () => {
     const { engine, events } = engineWith(THRESHOLD_RULE);
-    const flow = open(engine, '203.0.113.30', T0) as FlowHandle & { observe: Function };
+    const flow = open(engine, '203.0.113.30', T0) as EngineFlow;
     flow.observe(
       { kind: 'smb-user', sessionId: '1', user: 'alice', domain: 'CORP', workstation: 'W' },
       T0,

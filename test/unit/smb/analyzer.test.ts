@@ -306,7 +306,7 @@ describe('SMB2 framing', () => {
   });
 
   test('Kerberos AP-REQ is recognized', () => {
-    const token = Buffer.from('6082010006092a864886f7120102020100' + '6e'.padEnd(40, '0'), 'hex');
+    const token = Buffer.from(`6082010006092a864886f7120102020100${'6e'.padEnd(40, '0')}`, 'hex');
     const sink = analyze([
       { side: 0, bytes: b.netbios(b.sessionSetupRequest(1n, 0n, token)) },
       { side: 1, bytes: b.netbios(b.sessionSetupResponse(1n, 8n)) },
