@@ -21,6 +21,11 @@ rules:
   - { id: egress, name: Egress over 1 MB, kind: egress-threshold, action: alert, threshold: 1MB }
 `;
 
+const THROTTLE_POLICY = `version: 1
+rules:
+  - { id: slow, name: Slow down, kind: egress-threshold, action: throttle, rate: 10MB, threshold: 1MB, per: remote, window: hour }
+`;
+
 const servers: Server[] = [];
 afterEach(async () => {
   for (const server of servers.splice(0)) {
@@ -28,10 +33,10 @@ afterEach(async () => {
   }
 });
 
-function listen(server: Server): Promise<number> {
+function listen(server: Server, host = '127.0.0.1'): Promise<number> {
   servers.push(server);
   return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       const address = server.address();
       resolve(typeof address === 'object' && address !== null ? address.port : 0);
     });
@@ -87,9 +92,12 @@ interface Relay {
 }
 
 /** Starts a relay like the gateway's: paused accepted sockets, an engine flow and a Splice. */
-async function startRelay(upstreamPort: number, pauseOnConnect = true): Promise<Relay> {
+async function startRelay(
+  upstreamPort: number,
+  { pauseOnConnect = true, policy = POLICY, upstreamHost = '127.0.0.1' } = {},
+): Promise<Relay> {
   const engine = new Engine({
-    policy: loadPolicyText(POLICY, 'test.yaml', '/tmp'),
+    policy: loadPolicyText(policy, 'test.yaml', '/tmp'),
     protectedNetworks: CidrSet.parse(['127.0.0.1/32']),
     sink: new MemorySink(),
     pseudonymizer: new Pseudonymizer(Buffer.alloc(32, 7), false),
@@ -100,11 +108,11 @@ async function startRelay(upstreamPort: number, pauseOnConnect = true): Promise<
   });
   const splices: Splice[] = [];
   const server = createServer({ allowHalfOpen: true, pauseOnConnect }, (client) => {
-    const upstream = connect({ host: '127.0.0.1', port: upstreamPort, allowHalfOpen: true });
+    const upstream = connect({ host: upstreamHost, port: upstreamPort, allowHalfOpen: true });
     upstream.once('connect', () => {
       const flow = engine.openFlow({
         initiator: { ip: '127.0.0.1', port: client.remotePort ?? 0 },
-        responder: { ip: '127.0.0.1', port: upstreamPort },
+        responder: { ip: upstreamHost, port: upstreamPort },
         ts: Date.now(),
       });
       const splice = new Splice({
@@ -176,7 +184,7 @@ describe('Splice', () => {
       });
     });
     // The accepted socket reads at once, so bytes are buffered by the time the splice starts.
-    const relay = await startRelay(await listen(upstreamServer), false);
+    const relay = await startRelay(await listen(upstreamServer), { pauseOnConnect: false });
 
     const client = connect({ host: '127.0.0.1', port: relay.port, allowHalfOpen: true });
     client.resume();
@@ -184,6 +192,32 @@ describe('Splice', () => {
 
     expect(sha256(await upstreamReceived)).toBe(sha256(toUpstream));
     expect(relay.splices[0]!.readsIntoReusedBuffers).toBe(false);
+  });
+
+  it('relays a throttled upload intact', async () => {
+    const toUpstream = randomParts(4 * 1024 * 1024);
+    let upstreamServer!: Server;
+    const upstreamReceived = new Promise<Buffer[]>((resolve) => {
+      upstreamServer = createServer({ allowHalfOpen: true }, (socket) => {
+        resolve(readSlowly(socket));
+        socket.end();
+      });
+    });
+    // Over 1 MB the upload goes on at 10 MB/s, so most chunks wait in the throttle.
+    const relay = await startRelay(await listen(upstreamServer, '127.0.0.2'), {
+      policy: THROTTLE_POLICY,
+      upstreamHost: '127.0.0.2',
+    });
+
+    const client = connect({ host: '127.0.0.1', port: relay.port, allowHalfOpen: true });
+    await once(client, 'connect');
+    client.resume();
+    const started = Date.now();
+    await writeAll(client, toUpstream);
+
+    expect(sha256(await upstreamReceived)).toBe(sha256(toUpstream));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(relay.splices[0]!.readsIntoReusedBuffers).toBe(true);
   });
 
   it('closes the accepted connection and pools buffers', async () => {
