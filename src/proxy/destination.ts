@@ -4,7 +4,7 @@
 // DNS answer that changes between check and connect cannot redirect the connection.
 
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { isIP, SocketAddress } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { HostPort } from '../config/schema.js';
 import type { Verdict } from '../engine/front-end.js';
@@ -72,7 +72,7 @@ export class DestinationGuard {
     let name: string | undefined;
     let addresses: string[];
     if (isIP(request.host) !== 0) {
-      addresses = [request.host];
+      addresses = [canonicalAddress(request.host)];
     } else {
       name = normalizeHostName(request.host);
       const problem = hostEntryProblem(name);
@@ -87,7 +87,7 @@ export class DestinationGuard {
       if (refusal !== null) return { ok: false, refusal };
       try {
         const answers = await this.options.lookup(name);
-        addresses = answers.map((answer) => answer.address);
+        addresses = answers.map((answer) => canonicalAddress(answer.address));
       } catch {
         addresses = [];
       }
@@ -119,6 +119,15 @@ export class DestinationGuard {
     address: string,
     name: string | undefined,
   ): Refusal | null {
+    if (UNSPECIFIED_ADDRESSES.has(address)) {
+      // A connection to 0.0.0.0 or :: reaches the gateway's own host.
+      return {
+        reason: 'denied-destination',
+        ruleId: 'denied-destinations',
+        ruleName: 'Destination is the unspecified address (0.0.0.0 or ::)',
+        address,
+      };
+    }
     if (this.options.deniedDestinations.has(address)) {
       return {
         reason: 'denied-destination',
@@ -179,6 +188,20 @@ function refuse(reason: Refusal['reason'], ruleId: string, ruleName: string): De
 
 function policyRefusal(verdict: Verdict): Refusal {
   return { reason: 'policy', ruleId: verdict.ruleId, ruleName: verdict.ruleName, verdict };
+}
+
+const UNSPECIFIED_ADDRESSES = new Set(['0.0.0.0', '::']);
+
+/**
+ * Returns one spelling per address, so string comparisons with the gateway's own addresses
+ * hold: IPv6 in its shortest form (RFC 5952, as inet_ntop writes it), and an IPv4-mapped
+ * IPv6 address (::ffff:7f00:1, 0:0:0:0:0:ffff:127.0.0.1) as the IPv4 address it reaches.
+ */
+export function canonicalAddress(address: string): string {
+  if (isIP(address) !== 6) return address;
+  const canonical = new SocketAddress({ address, family: 'ipv6' }).address;
+  if (canonical.startsWith('::ffff:') && isIP(canonical.slice(7)) === 4) return canonical.slice(7);
+  return canonical;
 }
 
 export function isLoopback(address: string): boolean {

@@ -225,6 +225,21 @@ limits: { drain_timeout: 2s }
     ).toBe(true);
   });
 
+  it('refuses the gateway as an IPv4-mapped address', async () => {
+    for (const host of ['[::ffff:127.0.0.1]', '[::ffff:7f00:1]']) {
+      const result = await curl([
+        '-g',
+        '-x',
+        `http://127.0.0.1:${ports.http}`,
+        '-w',
+        '%{http_code}',
+        `http://${host}:${ports.socks}/`,
+      ]);
+      expect(result.stdout).toContain('rule gateway-address');
+      expect(result.stdout.endsWith('403')).toBe(true);
+    }
+  });
+
   it('tunnels TLS through CONNECT and reads the SNI', async () => {
     const result = await curl([
       '-k',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BUILT_IN_DENIED_DESTINATIONS } from '../../../src/config/load.js';
 import { CidrSet } from '../../../src/policy/cidr.js';
-import { DestinationGuard } from '../../../src/proxy/destination.js';
+import { canonicalAddress, DestinationGuard } from '../../../src/proxy/destination.js';
 
 // No lookup here leaves the process: names resolve through this table.
 const table: Record<string, string[]> = {
@@ -80,10 +80,69 @@ describe('DestinationGuard', () => {
     expect(await check('127.0.0.2', 3129)).toMatchObject({ ok: true });
   });
 
+  it('refuses the gateway in IPv4-mapped IPv6 spellings', async () => {
+    for (const host of ['::ffff:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:7f00:5']) {
+      expect(await check(host, 3128)).toMatchObject({
+        ok: false,
+        refusal: {
+          reason: 'gateway-address',
+          address: host.endsWith('5') ? '127.0.0.5' : '127.0.0.1',
+        },
+      });
+    }
+  });
+
+  it('refuses the gateway in long IPv6 spellings', async () => {
+    const onIpv6 = new DestinationGuard({
+      deniedDestinations: CidrSet.parse(BUILT_IN_DENIED_DESTINATIONS),
+      protectedNetworks: () => CidrSet.parse(['::1/128']),
+      ownAddresses: [{ host: '::1', port: 9180 }],
+      policyRefusal: () => null,
+      lookup: async () => [],
+    });
+    for (const host of ['0:0:0:0:0:0:0:1', '::0:1', '0000::0001']) {
+      expect(await onIpv6.check({ client, host, port: 9180, ts: 0 })).toMatchObject({
+        ok: false,
+        refusal: { reason: 'gateway-address', address: '::1' },
+      });
+    }
+  });
+
+  it('refuses unspecified addresses on any port', async () => {
+    for (const host of ['0.0.0.0', '::', '0:0:0:0:0:0:0:0', '::ffff:0.0.0.0']) {
+      expect(await check(host, 22)).toMatchObject({
+        ok: false,
+        refusal: { reason: 'denied-destination' },
+      });
+    }
+  });
+
+  it('connects to the IPv4 address a mapped name carries', async () => {
+    table['mapped.example.org'] = ['::ffff:127.0.0.2'];
+    expect(await check('mapped.example.org')).toEqual({
+      ok: true,
+      address: '127.0.0.2',
+      name: 'mapped.example.org',
+    });
+  });
+
   it('applies the policy verdict on resolved addresses', async () => {
     expect(await check('files.example.org', 80, 'no-files')).toMatchObject({
       ok: false,
       refusal: { reason: 'policy', ruleId: 'no-files', address: '127.0.0.2' },
     });
+  });
+});
+
+describe('canonicalAddress', () => {
+  it.each([
+    ['::ffff:7f00:1', '127.0.0.1'],
+    ['::FFFF:192.0.2.1', '192.0.2.1'],
+    ['0:0:0:0:0:0:0:1', '::1'],
+    ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'],
+    ['192.0.2.1', '192.0.2.1'],
+    ['files.example.org', 'files.example.org'],
+  ])('writes %s as %s', (input, expected) => {
+    expect(canonicalAddress(input)).toBe(expected);
   });
 });
