@@ -4,7 +4,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Listener } from '../config/load.js';
 import type { EngineFlow } from '../engine/flow.js';
+import { associateRejectPdu, RejectReason } from './dicom-pdu.js';
 import { clientEndpoint, type ProxyContext } from './gateway.js';
+import { endGracefully } from './graceful-close.js';
 import { Splice } from './splice.js';
 
 type RelayListener = Extract<Listener, { type: 'relay' }>;
@@ -42,9 +44,8 @@ async function relayConnection(
     context.recordRefusal(
       { initiator, responder: { ip: decision.refusal.address ?? '0.0.0.0', port }, ...hint },
       decision.refusal,
-      'close',
+      refuseClient(client, listener),
     );
-    client.end();
     return;
   }
   if (client.destroyed) return;
@@ -77,13 +78,12 @@ async function relayConnection(
   if (flow.blocked !== null) {
     // A destination rule fired at open (for example one that matches the protocol hint).
     const verdict = flow.blocked;
+    upstream.destroy();
     context.recordRefusal(
       flow,
       { reason: 'policy', ruleId: verdict.ruleId, ruleName: verdict.ruleName, verdict },
-      'close',
+      refuseClient(client, listener),
     );
-    upstream.destroy();
-    client.end();
     return;
   }
 
@@ -97,4 +97,18 @@ async function relayConnection(
     onClose: () => context.untrack(splice),
   });
   context.track(splice);
+}
+
+/**
+ * Closes a refused client and returns the enforcement answer for the event. A DICOM requester
+ * gets an A-ASSOCIATE-RJ, so it reports a rejected association rather than a closed connection.
+ * It reads the RJ after sending its A-ASSOCIATE-RQ, even when the RJ arrived first.
+ */
+function refuseClient(client: Socket, listener: RelayListener): string {
+  if (listener.protocol === 'dicom') {
+    endGracefully(client, associateRejectPdu(RejectReason.NoReasonGiven));
+    return 'a-associate-rj';
+  }
+  endGracefully(client);
+  return 'close';
 }

@@ -14,6 +14,7 @@ import type { EngineFlow } from '../engine/flow.js';
 import type { FlowEndReason, Verdict } from '../engine/front-end.js';
 import type { Millis, Side } from '../engine/types.js';
 import { abortPdu, associateRejectPdu, PduBoundaryTracker, RejectReason } from './dicom-pdu.js';
+import { endGracefully } from './graceful-close.js';
 import { raiseMallocTrimThreshold } from './malloc-trim.js';
 import {
   canMoveToReusedReadBuffer,
@@ -41,9 +42,6 @@ export interface SpliceOptions {
   initialClientData?: Buffer;
   onClose?: () => void;
 }
-
-/** After sending a DICOM A-ABORT, how long a peer may take to close before it is reset. */
-const ABORT_GRACE_MS = 2000;
 
 export class Splice {
   /** Bytes written to each peer: [to upstream, to client]. */
@@ -220,7 +218,7 @@ export class Splice {
     if (rejectAssociation) {
       // Nothing reached the upstream: reject the association the way a DICOM peer would.
       answer = 'a-associate-rj';
-      this.endWith(client, associateRejectPdu(RejectReason.NoReasonGiven));
+      endGracefully(client, associateRejectPdu(RejectReason.NoReasonGiven));
       upstream.resetAndDestroy();
     } else if (this.pdus !== null) {
       answer = 'a-abort';
@@ -258,20 +256,8 @@ export class Splice {
 
   private abortOrReset(socket: Socket, pdus: PduBoundaryTracker): void {
     if (socket.destroyed) return;
-    if (pdus.atBoundary) this.endWith(socket, abortPdu());
+    if (pdus.atBoundary) endGracefully(socket, abortPdu());
     else socket.resetAndDestroy();
-  }
-
-  /** Sends a final PDU and FIN, then resets the peer if it has not closed after a grace time. */
-  private endWith(socket: Socket, pdu: Buffer): void {
-    socket.end(pdu);
-    socket.on('data', () => {});
-    socket.resume();
-    const timer = setTimeout(() => {
-      if (!socket.destroyed) socket.resetAndDestroy();
-    }, ABORT_GRACE_MS);
-    timer.unref();
-    socket.once('close', () => clearTimeout(timer));
   }
 
   private armIdleTimer(): void {
