@@ -16,6 +16,7 @@ import type { Listener } from '../config/load.js';
 import { parseHostPort } from '../config/schema.js';
 import type { Refusal } from './destination.js';
 import { clientEndpoint, type ProxyContext } from './gateway.js';
+import { formatHostPort } from './host-port-text.js';
 import { raiseMallocTrimThreshold } from './malloc-trim.js';
 import { Splice } from './splice.js';
 import { EgressThrottle } from './throttle.js';
@@ -55,6 +56,9 @@ export function startHttpProxy(context: ProxyContext, listener: HttpProxyListene
     connectionsCheckingInterval: headerCheckIntervalMs(context.limits.headerTimeoutMs),
     requestTimeout: 0,
     keepAliveTimeout: 5000,
+    // Node would respond to an HTTP/1.1 request without Host with a bare 400 and emit no event.
+    // forward() responds instead, with a reason in the body and a log line.
+    requireHostHeader: false,
   });
   server.timeout = context.limits.idleTimeoutMs;
   server.on('connection', (socket: Socket) => {
@@ -78,17 +82,43 @@ export function startHttpProxy(context: ProxyContext, listener: HttpProxyListene
       socket.destroy();
     });
   });
+  let clientErrors = 0;
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) {
       socket.destroy();
       return;
     }
-    // header_timeout expired before the request head was complete.
-    const status =
-      error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    const status = clientErrorStatus(error.code);
+    clientErrors++;
+    // Logged at 1, 2, 4, 8 ... errors, so a scan or a broken client cannot flood the log.
+    if (isPowerOfTwo(clientErrors)) {
+      context.log.info(
+        {
+          listener: listener.name,
+          client: clientEndpoint(socket).ip,
+          code: error.code,
+          status: Number.parseInt(status, 10),
+          clientErrors,
+        },
+        'HTTP request rejected before it was parsed',
+      );
+    }
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
   return server;
+}
+
+/** Chooses the status line for a request that Node's parser rejected, by error code. */
+function clientErrorStatus(code: string | undefined): string {
+  // header_timeout expired before the request head was complete.
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return '408 Request Timeout';
+  // The head is larger than Node's --max-http-header-size (16 KiB by default).
+  if (code === 'HPE_HEADER_OVERFLOW') return '431 Request Header Fields Too Large';
+  return '400 Bad Request';
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return (n & (n - 1)) === 0;
 }
 
 /** A quarter of the header timeout, from 100 ms to 1 s: late by at most that much. */
@@ -142,7 +172,7 @@ async function tunnel(
     rawResponse(
       client,
       '502 Bad Gateway',
-      `tollgate: cannot connect to ${req.url}: ${result.code}\n`,
+      `tollgate: cannot connect to ${formatHostPort(target.host, target.port)}: ${result.code}\n`,
     );
     return;
   }
@@ -175,6 +205,14 @@ function endToEndHeaders(raw: readonly string[]): string[] {
   return kept;
 }
 
+function withoutHost(raw: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() !== 'host') kept.push(raw[i]!, raw[i + 1]!);
+  }
+  return kept;
+}
+
 async function forward(
   context: ProxyContext,
   req: IncomingMessage,
@@ -193,16 +231,29 @@ async function forward(
     return;
   }
   if (url.protocol !== 'http:') {
+    const scheme = url.protocol.slice(0, -1);
     plainResponse(
       res,
       400,
-      `tollgate: scheme ${url.protocol} is not proxied; use CONNECT for https\n`,
+      `tollgate: scheme ${scheme} is not supported; this proxy forwards only http:// requests, and https goes through CONNECT\n`,
     );
     return;
   }
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === '' ? 80 : Number(url.port);
+  const target = formatHostPort(host, port);
   const client = clientEndpoint(req.socket);
+  if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+    // RFC 9112 section 3.2: a server must respond 400 to an HTTP/1.1 request without Host.
+    // HTTP/1.0 does not require it, and the absolute-form URL names the target either way.
+    context.log.info(
+      { client: client.ip, upstream: target },
+      'HTTP/1.1 request without a Host header rejected',
+    );
+    res.shouldKeepAlive = false;
+    plainResponse(res, 400, 'tollgate: HTTP/1.1 requests need a Host header\n');
+    return;
+  }
 
   const decision = await context.guard.check({
     client,
@@ -232,17 +283,18 @@ async function forward(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
     // connectUpstream counted the failure.
-    context.log.warn(
-      { client: client.ip, upstream: `${host}:${port}`, code },
-      'upstream unreachable',
-    );
-    plainResponse(res, 502, `tollgate: cannot connect to ${host}:${port}: ${code}\n`);
+    context.log.warn({ client: client.ip, upstream: target, code }, 'upstream unreachable');
+    plainResponse(res, 502, `tollgate: cannot connect to ${target}: ${code}\n`);
     return;
   }
   // The request and response bodies are read into a fresh buffer per read; see malloc-trim.ts.
   raiseMallocTrimThreshold();
   const flow = context.openFlow({ initiator: client, responder: { ip: decision.address, port } });
   let cut = false;
+  // Bytes passed to the upstream socket and upstream bytes passed on toward the client. The
+  // engine counts a chunk before its verdict, so a chunk that triggers a cut is in flow.bytes
+  // but not here.
+  const forwarded: [number, number] = [0, 0];
   // The request body is the egress: a throttle verdict delays its writes to the upstream.
   const throttle = new EgressThrottle({
     registry: context.rateLimiters,
@@ -262,18 +314,20 @@ async function forward(
   });
   flow.onBlock((verdict) => {
     cut = true;
+    // Bytes still waiting in the socket's write buffer are dropped by the reset, not sent.
+    const bytesToUpstream = forwarded[0] - upstream.writableLength;
     context.engine.emitEnforcement(flow, context.now(), 'transfer-cut', {
       rule: { id: verdict.ruleId, name: verdict.ruleName },
       tollgate: {
         enforcement: {
           answer: 'reset',
           reason: verdict.eventAction,
-          bytes_to_upstream: flow.bytes[0],
-          bytes_to_client: flow.bytes[1],
+          bytes_to_upstream: bytesToUpstream,
+          bytes_to_client: forwarded[1],
         },
       },
     });
-    context.log.warn({ flow: flow.id, rule: verdict.ruleId }, 'transfer cut');
+    context.log.warn({ flow: flow.id, rule: verdict.ruleId, bytesToUpstream }, 'transfer cut');
     throttle.dispose();
     upstream.resetAndDestroy();
     req.socket.resetAndDestroy();
@@ -291,18 +345,26 @@ async function forward(
     if (cut) return false;
     let written = true;
     throttle.push(bytes.length, () => {
-      if (!cut) written = write(chunk, ...rest);
+      if (cut) return;
+      forwarded[0] += bytes.length;
+      written = write(chunk, ...rest);
     });
     // A delayed write reports success: the throttle holds the request body paused meanwhile.
     return written;
   }) as typeof upstream.write;
-  upstream.on('data', (chunk: Buffer) => flow.data(1, chunk, context.now()));
+  upstream.on('data', (chunk: Buffer) => {
+    flow.data(1, chunk, context.now());
+    // After a cut the client socket is destroyed, so the response parser's copy goes nowhere.
+    if (!cut) forwarded[1] += chunk.length;
+  });
   upstream.once('close', () => {
     throttle.dispose();
     flow.end(context.now(), cut ? 'cut' : 'fin');
   });
 
-  const headers = endToEndHeaders(req.rawHeaders);
+  // RFC 9112 section 3.2.2: a proxy replaces the client's Host with the request target's
+  // authority, which also gives an HTTP/1.0 request without Host one for the HTTP/1.1 upstream.
+  const headers = ['Host', url.host, ...withoutHost(endToEndHeaders(req.rawHeaders))];
   // The expectation goes on to the upstream, so an upstream that rejects the request before
   // reading the body (401, 403, 413, 501) responds before the client sends the body.
   if (expectContinue) headers.push('Expect', '100-continue');
@@ -314,7 +376,6 @@ async function forward(
     setHost: false,
     createConnection: () => upstream,
   });
-  const target = `${host}:${port}`;
   let response: IncomingMessage | null = null;
   outgoing.on('error', (error: NodeJS.ErrnoException) => {
     if (cut) return;

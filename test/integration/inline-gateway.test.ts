@@ -321,8 +321,10 @@ limits: { drain_timeout: 2s }
       (e) => e.event.action === 'transfer-cut' && e.rule.id === 'upload-limit',
     );
     expect(cut).toBeDefined();
-    expect(cut!.tollgate.enforcement.bytes_to_upstream).toBeGreaterThan(THRESHOLD);
-    expect(cut!.tollgate.enforcement.bytes_to_upstream).toBeLessThanOrEqual(THRESHOLD + 65_536);
+    // The read that crosses the threshold is metered but not forwarded, and bytes still in the
+    // gateway's write buffer at the reset are not counted: at most a few 64 KiB reads short.
+    expect(cut!.tollgate.enforcement.bytes_to_upstream).toBeLessThanOrEqual(THRESHOLD);
+    expect(cut!.tollgate.enforcement.bytes_to_upstream).toBeGreaterThan(THRESHOLD - 4 * 65_536);
   });
 
   it('refuses a client outside the source networks', async () => {
