@@ -56,6 +56,26 @@ export class PduBoundaryTracker {
     return this.bodyRemaining === 0 && this.headerFilled === 0;
   }
 
+  /**
+   * Returns how many leading bytes of `chunk` end the current PDU (0 at a boundary), or -1
+   * when the current PDU does not end within `chunk`. Does not feed the bytes.
+   */
+  bytesToBoundary(chunk: Buffer): number {
+    if (this.atBoundary) return 0;
+    if (this.headerFilled === 0)
+      return this.bodyRemaining <= chunk.length ? this.bodyRemaining : -1;
+
+    // Inside a header: its length field may be partly in `chunk`.
+    const headerRest = PDU_HEADER_LENGTH - this.headerFilled;
+    if (chunk.length < headerRest) return -1;
+    const byteAt = (index: number): number =>
+      index < this.headerFilled ? this.header[index]! : chunk[index - this.headerFilled]!;
+    const bodyLength =
+      (byteAt(2) * 0x1000000 + (byteAt(3) << 16) + (byteAt(4) << 8) + byteAt(5)) >>> 0;
+    const total = headerRest + bodyLength;
+    return total <= chunk.length ? total : -1;
+  }
+
   feed(chunk: Buffer): void {
     let offset = 0;
     while (offset < chunk.length) {

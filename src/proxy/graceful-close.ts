@@ -9,13 +9,30 @@ import type { Socket } from 'node:net';
 /** How long a peer may take to close after the gateway's FIN before it is reset. */
 export const CLOSE_GRACE_MS = 2000;
 
-/** Sends `last` (if given) and a FIN, drops further input and resets after CLOSE_GRACE_MS. */
-export function endGracefully(socket: Socket, last?: Buffer): void {
+/**
+ * Sends `last` (if given) and a FIN, drops further input and resets after CLOSE_GRACE_MS. With
+ * `sink`, the socket that received this socket's data, input is read only once `sink` has sent
+ * everything queued or closed: a socket that reads into a reused buffer would otherwise
+ * overwrite bytes still waiting in `sink`'s queue.
+ */
+export function endGracefully(socket: Socket, last?: Buffer, sink?: Socket): void {
   if (socket.destroyed) return;
   if (last === undefined) socket.end();
   else socket.end(last);
-  socket.on('data', () => {});
-  socket.resume();
+
+  let reading = false;
+  const dropInput = () => {
+    if (reading) return;
+    reading = true;
+    socket.on('data', () => {});
+    socket.resume();
+  };
+  if (sink === undefined || sink.destroyed || sink.writableLength === 0) {
+    dropInput();
+  } else {
+    sink.once('finish', dropInput);
+    sink.once('close', dropInput);
+  }
 
   const timer = setTimeout(() => {
     if (!socket.destroyed) socket.resetAndDestroy();

@@ -52,6 +52,8 @@ export class Splice {
   private readonly pdus: [PduBoundaryTracker, PduBoundaryTracker] | null;
   private finished = false;
   private reusedBuffers = false;
+  /** The chunk the engine is looking at, so a cut it raises can end that chunk's PDU. */
+  private arriving: { side: Side; chunk: Buffer } | null = null;
   private cut = false;
   private lastActivity: Millis;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -149,7 +151,9 @@ export class Splice {
   private pass(side: Side, chunk: Buffer): void {
     if (this.cut || this.finished) return;
     this.lastActivity = this.options.services.now();
+    this.arriving = { side, chunk };
     this.options.flow.data(side, chunk, this.lastActivity);
+    this.arriving = null;
     // The engine may have raised a block verdict on this very chunk: then it is not forwarded.
     if (this.cut) return;
 
@@ -218,13 +222,14 @@ export class Splice {
     if (rejectAssociation) {
       // Nothing reached the upstream: reject the association the way a DICOM peer would.
       answer = 'a-associate-rj';
-      endGracefully(client, associateRejectPdu(RejectReason.NoReasonGiven));
+      endGracefully(client, associateRejectPdu(RejectReason.NoReasonGiven), upstream);
       upstream.resetAndDestroy();
     } else if (this.pdus !== null) {
       answer = 'a-abort';
+      this.endArrivingPdu(this.pdus);
       // A-ABORT only where a PDU may start; a peer in the middle of a PDU is reset instead.
-      this.abortOrReset(upstream, this.pdus[0]);
-      this.abortOrReset(client, this.pdus[1]);
+      this.abortOrReset(upstream, this.pdus[0], client);
+      this.abortOrReset(client, this.pdus[1], upstream);
     } else {
       answer = 'reset';
       client.resetAndDestroy();
@@ -254,9 +259,30 @@ export class Splice {
     this.finish(rejectAssociation ? 'refused' : 'cut');
   }
 
-  private abortOrReset(socket: Socket, pdus: PduBoundaryTracker): void {
+  /**
+   * Forwards the head of the chunk that raised the cut up to the end of the PDU its peer is in
+   * the middle of, so that peer can take an A-ABORT next. A PDU that does not end within the
+   * chunk is not completed, and its peer is reset instead. The bytes forwarded here come from
+   * the chunk that crossed the threshold, so they stay within one read of it.
+   */
+  private endArrivingPdu(pdus: [PduBoundaryTracker, PduBoundaryTracker]): void {
+    if (this.arriving === null) return;
+    const { side, chunk } = this.arriving;
+    const head = pdus[side].bytesToBoundary(chunk);
+    const sink = this.sockets[1 - side]!;
+    if (head <= 0 || sink.destroyed) return;
+
+    // A copy: the source reads into its buffer again while it drains after the cut.
+    const bytes = Buffer.from(chunk.subarray(0, head));
+    pdus[side].feed(bytes);
+    this.forwarded[side] += bytes.length;
+    sink.write(bytes);
+  }
+
+  /** Sends `socket` an A-ABORT and FIN at a PDU boundary, else resets it. */
+  private abortOrReset(socket: Socket, pdus: PduBoundaryTracker, sink: Socket): void {
     if (socket.destroyed) return;
-    if (pdus.atBoundary) endGracefully(socket, abortPdu());
+    if (pdus.atBoundary) endGracefully(socket, abortPdu(), sink);
     else socket.resetAndDestroy();
   }
 

@@ -96,6 +96,20 @@ describe('DICOM PDUs', () => {
     }
   });
 
+  it('counts the bytes to the next boundary at every split', () => {
+    for (let split = 0; split <= stream.length; split++) {
+      const tracker = new PduBoundaryTracker();
+      tracker.feed(stream.subarray(0, split));
+      const rest = stream.subarray(split);
+      const next = [...boundaries].filter((boundary) => boundary >= split).sort((a, b) => a - b);
+      expect(tracker.bytesToBoundary(rest), `after ${split} bytes`).toBe(next[0]! - split);
+      // A chunk that stops one byte short of the boundary does not contain it.
+      if (next[0]! > split) {
+        expect(tracker.bytesToBoundary(rest.subarray(0, next[0]! - split - 1))).toBe(-1);
+      }
+    }
+  });
+
   it('tracks any chunking like one feed', () => {
     fc.assert(
       fc.property(
