@@ -12,7 +12,9 @@ import {
   readTextFile,
   YamlSource,
 } from '../policy/yaml-source.js';
+import { type PseudonymKeyFile, readPseudonymKeyFile } from './key-file.js';
 import { configSchema, type HostPort, type ListenerConfig, listenerSchema } from './schema.js';
+import { formatHostPort, type OwnAddress, unreachableUpstreamProblem } from './upstream-check.js';
 
 /** Largest configuration file read, in bytes. */
 export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
@@ -80,6 +82,8 @@ export interface GatewayConfig {
   /** Events file (JSON lines, appended), or '-' for standard output. */
   events: string;
   includePhi: boolean;
+  /** The key read from pseudonym_key_file, or null to read TOLLGATE_PSEUDONYM_KEY. */
+  pseudonymKey: PseudonymKeyFile | null;
   listeners: Listener[];
   /** Address of the admin API, or null when it is off; the proxies refuse connections to it. */
   admin: HostPort | null;
@@ -122,9 +126,9 @@ export function loadConfigFile(path: string): GatewayConfig {
 }
 
 /**
- * Parses and checks a configuration. `fileName` names the text in errors; a relative policy,
- * events, admin token or SOCKS5 password file path is taken relative to `baseDir`. Throws ConfigValidationError with
- * every problem.
+ * Parses and checks a configuration. `fileName` names the text in errors. A relative policy,
+ * events, admin token, pseudonym key or SOCKS5 password file path is taken relative to
+ * `baseDir`. Throws ConfigValidationError with every problem.
  */
 export function loadConfigText(text: string, fileName: string, baseDir: string): GatewayConfig {
   const errors: PolicyError[] = [];
@@ -134,12 +138,21 @@ export function loadConfigText(text: string, fileName: string, baseDir: string):
   const raw = source.toJS();
   if (errors.length > 0) throw new ConfigValidationError(errors);
 
+  if (raw === null || raw === undefined) {
+    source.report([], 'the config is empty; expected a mapping with "version: 1" and "listeners"');
+    throw new ConfigValidationError(errors);
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    source.report([], `expected a mapping with "version: 1" and "listeners", got ${quote(raw)}`);
+    throw new ConfigValidationError(errors);
+  }
   const top = configSchema.safeParse(raw, { reportInput: true });
   if (!top.success) source.reportIssues(top.error);
 
   // Listeners are checked one by one, so that one broken listener does not hide the others.
-  const fields = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+  const fields = raw as Record<string, unknown>;
   const listeners: Listener[] = [];
+  const relays: Array<{ index: number; relay: Listener & { type: 'relay' } }> = [];
   const names = new Map<string, number>();
   const addresses = new Map<string, number>();
   (Array.isArray(fields.listeners) ? fields.listeners : []).forEach((value, index) => {
@@ -186,10 +199,39 @@ export function loadConfigText(text: string, fileName: string, baseDir: string):
     }
     addresses.set(address, index);
     listeners.push(listener);
+    if (listener.type === 'relay') relays.push({ index, relay: listener });
   });
 
-  if (errors.length > 0 || !top.success) throw new ConfigValidationError(errors);
+  if (!top.success) throw new ConfigValidationError(errors);
   const data = top.data;
+
+  const own: OwnAddress[] = listeners.map((listener) => ({
+    address: listener.listen,
+    owner: `listener ${quote(listener.name)}`,
+  }));
+  if (data.admin !== undefined) own.push({ address: data.admin.listen, owner: 'the admin API' });
+  for (const { index, relay } of relays) {
+    const problem = unreachableUpstreamProblem(relay.upstream, {
+      builtInDenied: BUILT_IN_DENIED_DESTINATIONS,
+      configuredDenied: data.denied_destinations ?? [],
+      own,
+    });
+    if (problem !== null) {
+      source.report(
+        ['listeners', index, 'upstream'],
+        `relay ${quote(relay.name)} upstream ${formatHostPort(relay.upstream)} ${problem}, so the gateway would refuse every connection through this relay`,
+      );
+    }
+  }
+
+  let pseudonymKey: PseudonymKeyFile | null = null;
+  if (data.pseudonym_key_file !== undefined) {
+    const key = readPseudonymKeyFile(resolve(baseDir, data.pseudonym_key_file));
+    if ('problem' in key) source.report(['pseudonym_key_file'], key.problem);
+    else pseudonymKey = key;
+  }
+
+  if (errors.length > 0) throw new ConfigValidationError(errors);
   const limits = data.limits ?? {};
 
   return {
@@ -200,6 +242,7 @@ export function loadConfigText(text: string, fileName: string, baseDir: string):
     deniedDestinations: [...BUILT_IN_DENIED_DESTINATIONS, ...(data.denied_destinations ?? [])],
     events: data.events === undefined || data.events === '-' ? '-' : resolve(baseDir, data.events),
     includePhi: data.include_phi ?? false,
+    pseudonymKey,
     listeners,
     admin: data.admin?.listen ?? null,
     adminTokenFile:
@@ -273,6 +316,9 @@ function toListener(input: ListenerConfig, users: SocksUser[]): Listener {
 
 /** Words the configuration's issues that the shared wording in describeIssue would get wrong. */
 function wordConfigIssue(issue: z.core.$ZodIssue): string | undefined {
+  if (issue.code === 'invalid_type' && issue.expected === 'int') {
+    return `expected a whole number, got ${quote(issue.input)}`;
+  }
   // A password of the wrong type is still a password: the message leaves its value out.
   if (issue.path.at(-1) === 'password' && issue.code === 'invalid_type') {
     return `expected ${issue.expected}`;

@@ -51,12 +51,18 @@ export function parseHostPort(value: unknown): HostPort | string {
   return { host, port };
 }
 
-const listenerName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_-]*$/, 'a listener name uses a-z, 0-9, "-", "_"');
+const listenerName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, {
+  error: (issue) =>
+    `invalid listener name ${quote(issue.input)}; use a-z, 0-9, "-" and "_", starting with a letter or digit`,
+});
 const hostPort = parsed(parseHostPort);
 const duration = parsed(parseDuration);
-const count = z.number().int('expected a whole number').min(1, 'expected at least 1');
+const count = z
+  .number()
+  .int()
+  .min(1, { error: (issue) => `expected at least 1, got ${quote(issue.input)}` });
+/** A file path; relative paths are taken from the configuration file's folder. */
+const filePath = z.string().min(1, 'must not be empty');
 
 /** RFC 1929 allows 1-255 bytes for each of user name and password. */
 const socksCredential = z
@@ -131,7 +137,7 @@ export const limitsSchema = z.strictObject({
 export const adminSchema = z
   .strictObject({
     listen: hostPort,
-    token_file: z.string().min(1).optional(),
+    token_file: filePath.optional(),
     allow_non_loopback: z.boolean().optional(),
   })
   .superRefine((admin, ctx) => {
@@ -144,13 +150,17 @@ export const adminSchema = z
   });
 
 export const configSchema = z.strictObject({
-  version: z.literal(1, 'unsupported config version; this tollgate reads version 1'),
-  policy: z.string().min(1).optional(),
+  version: z.literal(1, {
+    error: (issue) =>
+      `unsupported config version ${quote(issue.input)}; this tollgate reads version 1`,
+  }),
+  policy: filePath.optional(),
   protected_networks: z.array(cidr).optional(),
   source_networks: z.array(cidr).optional(),
   denied_destinations: z.array(cidr).optional(),
-  events: z.string().min(1).optional(),
+  events: filePath.optional(),
   include_phi: z.boolean().optional(),
+  pseudonym_key_file: filePath.optional(),
   listeners: z.array(z.unknown()).min(1, 'configure at least one listener'),
   admin: adminSchema.optional(),
   limits: limitsSchema.optional(),

@@ -142,7 +142,7 @@ listeners:
 
   it('requires a listener and version 1', () => {
     expect(errorsOf('version: 2\nlisteners: []\n')).toEqual([
-      'gw.yaml:1:10 version: unsupported config version; this tollgate reads version 1',
+      'gw.yaml:1:10 version: unsupported config version 2; this tollgate reads version 1',
       'gw.yaml:2:12 listeners: configure at least one listener',
     ]);
   });
