@@ -4,15 +4,14 @@
 import { Command, CommanderError } from 'commander';
 import { runConfigCheck } from './config-check.js';
 import { runPolicyCheck } from './policy-check.js';
-import { runGateway } from './run.js';
+import { type RunOptions, runGateway } from './run.js';
 import { EXIT_FAILED, EXIT_USAGE, runSniff, type SniffOptions } from './sniff.js';
 import { VERSION } from './version.js';
+import { handleProcessWarning } from './warnings.js';
 
 // Node's default handler prints a stack hint after each warning; one line per warning is enough.
 process.removeAllListeners('warning');
-process.on('warning', (warning) => {
-  process.stderr.write(`tollgate: warning: ${warning.message}\n`);
-});
+process.on('warning', handleProcessWarning);
 
 const program = new Command();
 // Usage errors exit 2 as documented, not commander's default 1; subcommands inherit this.
@@ -77,11 +76,16 @@ program
       'SIGTERM drains open connections and flushes events; SIGHUP reloads the policy.',
   )
   .option('-c, --config <FILE>', 'gateway configuration YAML file (default: the embedded config)')
+  .option(
+    '--pseudonym-key-file <FILE>',
+    'key for the hashes of patient identifiers; replaces pseudonym_key_file in the config\n' +
+      "(default: the config's pseudonym_key_file, else $TOLLGATE_PSEUDONYM_KEY)",
+  )
   .addHelpText(
     'after',
     '\nExit status: 0 stopped by a signal; 1 a listener failed; 2 invalid config or policy.',
   )
-  .action(async (options: { config?: string }) => {
+  .action(async (options: RunOptions) => {
     process.exitCode = await runGateway(options, process.stderr);
   });
 

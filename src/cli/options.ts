@@ -1,7 +1,7 @@
 // Option handling shared by the commands: the policy, the pseudonymizer and usage errors.
 
-import { readFileSync } from 'node:fs';
-import { Pseudonymizer, PseudonymKeyError, parsePseudonymKey } from '../events/pseudonymize.js';
+import { type PseudonymKeyFile, readPseudonymKeyFile } from '../config/key-file.js';
+import { PSEUDONYM_KEY_ENV, Pseudonymizer, PseudonymKeyError } from '../events/pseudonymize.js';
 import {
   loadDefaultPolicy,
   loadPolicyFile,
@@ -32,20 +32,31 @@ export function loadPolicyOption(path: string | undefined): Policy {
  * `includePhi` keeps identifiers in clear. The key itself never appears in an error message.
  */
 export function createPseudonymizer(includePhi: boolean, keyFile?: string): Pseudonymizer {
-  try {
-    if (keyFile === undefined) return Pseudonymizer.fromEnv(includePhi);
-    return new Pseudonymizer(parsePseudonymKey(readKeyFile(keyFile)), includePhi);
-  } catch (error) {
-    if (error instanceof PseudonymKeyError) throw new UsageError(error.message, { cause: error });
-    throw error;
-  }
+  return pseudonymizerWithKey(
+    includePhi,
+    keyFile === undefined ? null : readKeyFileOption(keyFile),
+  );
 }
 
-function readKeyFile(path: string): string {
+/** Reads the key file named by --pseudonym-key-file; throws UsageError naming the file. */
+export function readKeyFileOption(path: string): PseudonymKeyFile {
+  const key = readPseudonymKeyFile(path);
+  if ('problem' in key) throw new UsageError(key.problem);
+  return key;
+}
+
+/** Creates the pseudonymizer keyed from `key` when given, else from TOLLGATE_PSEUDONYM_KEY. */
+export function pseudonymizerWithKey(
+  includePhi: boolean,
+  key: PseudonymKeyFile | null,
+): Pseudonymizer {
+  if (key !== null) return new Pseudonymizer(key.key, includePhi);
   try {
-    return readFileSync(path, 'utf8').trim();
+    return Pseudonymizer.fromEnv(includePhi);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new UsageError(`cannot read the pseudonym key file ${path}: ${code}`);
+    if (error instanceof PseudonymKeyError) {
+      throw new UsageError(`invalid ${PSEUDONYM_KEY_ENV}: ${error.message}`, { cause: error });
+    }
+    throw error;
   }
 }

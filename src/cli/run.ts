@@ -8,23 +8,33 @@ import { type PolicyReloadResult, reloadErrors } from '../admin/reload.js';
 import type { AdminServer } from '../admin/server.js';
 import { startAdminApi } from '../admin/start.js';
 import { loadDefaultConfig } from '../config/default.js';
+import type { PseudonymKeyFile } from '../config/key-file.js';
 import {
   ConfigReadError,
   ConfigValidationError,
   type GatewayConfig,
   loadConfigFile,
 } from '../config/load.js';
+import { PSEUDONYM_KEY_ENV } from '../events/pseudonymize.js';
 import { type EventSink, JsonLinesSink } from '../events/sink.js';
 import { CidrSet } from '../policy/cidr.js';
 import type { Policy } from '../policy/model.js';
 import type { LookupFunction } from '../proxy/destination.js';
 import { Gateway } from '../proxy/gateway.js';
-import { createPseudonymizer, loadPolicyOption, UsageError } from './options.js';
+import {
+  loadPolicyOption,
+  pseudonymizerWithKey,
+  readKeyFileOption,
+  UsageError,
+} from './options.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './sniff.js';
 import { VERSION } from './version.js';
+import { logProcessWarnings, RANDOM_PSEUDONYM_KEY_WARNING } from './warnings.js';
 
 export interface RunOptions {
   config?: string;
+  /** --pseudonym-key-file: replaces the config's pseudonym_key_file. */
+  pseudonymKeyFile?: string;
 }
 
 /** A started gateway and how to stop it; returned for tests and embedding. */
@@ -42,6 +52,8 @@ export interface RunningGateway {
 
 export interface StartOptions {
   config: GatewayConfig;
+  /** A key that replaces the config's pseudonymKey, as --pseudonym-key-file does. */
+  pseudonymKey?: PseudonymKeyFile;
   log?: pino.Logger;
   lookup?: LookupFunction;
   stdout?: NodeJS.WritableStream;
@@ -53,6 +65,14 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const log = options.log ?? pino({ name: 'tollgate' }, pino.destination(2));
   const policy = loadPolicyOption(config.policyPath ?? undefined);
   const protectedNetworks = protectedNetworksOf(config, policy);
+  const pseudonymKey = options.pseudonymKey ?? config.pseudonymKey;
+  const pseudonymizer = pseudonymizerWithKey(config.includePhi, pseudonymKey);
+  if (pseudonymizer.randomKey && !config.includePhi) {
+    log.warn(
+      { code: RANDOM_PSEUDONYM_KEY_WARNING },
+      `no pseudonym key configured (set pseudonym_key_file in the config, --pseudonym-key-file or ${PSEUDONYM_KEY_ENV}); using a random key, so patient pseudonyms will not match across restarts`,
+    );
+  }
   const sink: EventSink =
     config.events === '-'
       ? new JsonLinesSink((options.stdout ?? process.stdout) as never)
@@ -62,7 +82,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     policy,
     protectedNetworks,
     sink,
-    pseudonymizer: createPseudonymizer(config.includePhi),
+    pseudonymizer,
     log,
     observer: { hostname: hostname(), version: VERSION },
     ...(options.lookup === undefined ? {} : { lookup: options.lookup }),
@@ -73,7 +93,15 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     await sink.close();
     throw error;
   }
-  log.info({ config: config.source, policy: policy.source, version: VERSION }, 'gateway started');
+  log.info(
+    {
+      config: config.source,
+      policy: policy.source,
+      pseudonymKeyFile: pseudonymKey?.file,
+      version: VERSION,
+    },
+    'gateway started',
+  );
 
   const reloadPolicy = (): PolicyReloadResult => {
     try {
@@ -134,7 +162,15 @@ export async function runGateway(
   try {
     const config =
       options.config === undefined ? loadDefaultConfig() : loadConfigFile(options.config);
-    running = await startGateway({ config });
+    const log = pino({ name: 'tollgate' }, pino.destination(2));
+    logProcessWarnings(log);
+    running = await startGateway({
+      config,
+      log,
+      ...(options.pseudonymKeyFile === undefined
+        ? {}
+        : { pseudonymKey: readKeyFileOption(options.pseudonymKeyFile) }),
+    });
   } catch (error) {
     if (
       error instanceof ConfigValidationError ||
