@@ -19,6 +19,7 @@ import {
   type Refusal,
   systemLookup,
 } from './destination.js';
+import { formatHostPort } from './host-port-text.js';
 import { startHttpProxy } from './http-proxy.js';
 import { startRelay } from './relay.js';
 import { startSocks5 } from './socks5.js';
@@ -243,7 +244,7 @@ export class Gateway implements ProxyContext {
         socket.destroy();
         this.stats.upstreamFailures++;
         const error: NodeJS.ErrnoException = new Error(
-          `connect to ${address}:${port} timed out after ${this.limits.connectTimeoutMs} ms`,
+          `connect to ${formatHostPort(address, port)} timed out after ${this.limits.connectTimeoutMs} ms`,
         );
         error.code = 'ETIMEDOUT';
         reject(error);

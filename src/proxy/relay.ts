@@ -7,6 +7,7 @@ import type { EngineFlow } from '../engine/flow.js';
 import { associateRejectPdu, RejectReason } from './dicom-pdu.js';
 import { clientEndpoint, type ProxyContext } from './gateway.js';
 import { endGracefully } from './graceful-close.js';
+import { formatHostPort } from './host-port-text.js';
 import { Splice } from './splice.js';
 
 type RelayListener = Extract<Listener, { type: 'relay' }>;
@@ -57,7 +58,7 @@ async function relayConnection(
     context.log.warn(
       {
         listener: listener.name,
-        upstream: `${decision.address}:${port}`,
+        upstream: formatHostPort(decision.address, port),
         code: (error as NodeJS.ErrnoException).code,
       },
       'relay upstream unreachable',
