@@ -1,9 +1,12 @@
 // `tollgate run` as users start it: the built CLI as a child process, with signals. SIGHUP
 // reloads the policy (an invalid one keeps the running policy), SIGTERM stops accepting, lets
-// an in-flight transfer finish within drain_timeout and flushes the events to the file.
+// an in-flight transfer finish within drain_timeout and flushes the events to the file. The
+// pseudonym key comes from --pseudonym-key-file or pseudonym_key_file, and start-up problems
+// stop the gateway with exit status 2.
 // Targets listen on 127.0.0.2 and 127.0.0.3; the gateway's clients come from 127.0.0.1.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -13,7 +16,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curl } from './support/curl.js';
 import { freePort, isListening } from './support/ports.js';
-import { killGroup } from './support/processes.js';
+import { killGroup, runTool } from './support/processes.js';
 
 const run = promisify(execFile);
 const SLOW_CHUNKS = 10;
@@ -26,6 +29,14 @@ rules:
   - { id: only-two, name: Only 127.0.0.2, kind: destination-not-allowed, action: block,
       allowed: { cidrs: [127.0.0.2/32] } }
 `;
+
+beforeAll(async () => {
+  if (process.env.TOLLGATE_SKIP_BUILD === undefined) {
+    // Type errors elsewhere in the tree still emit JavaScript, so the exit code is ignored.
+    await run('npx', ['tsc', '-p', 'tsconfig.build.json']).catch(() => {});
+  }
+  expect(existsSync('dist/cli/main.js')).toBe(true);
+}, 60_000);
 
 describe('tollgate run as a process', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-'));
@@ -62,12 +73,6 @@ describe('tollgate run as a process', () => {
     ]);
 
   beforeAll(async () => {
-    if (process.env.TOLLGATE_SKIP_BUILD === undefined) {
-      // Type errors elsewhere in the tree still emit JavaScript, so the exit code is ignored.
-      await run('npx', ['tsc', '-p', 'tsconfig.build.json']).catch(() => {});
-    }
-    expect(existsSync('dist/cli/main.js')).toBe(true);
-
     for (const [name, host] of [
       ['two', '127.0.0.2'],
       ['three', '127.0.0.3'],
@@ -189,4 +194,199 @@ limits: { drain_timeout: 5s }
     expect(slowRequest).toBeDefined();
     expect(JSON.stringify(slowRequest)).toContain(String(SLOW_CHUNKS * SLOW_CHUNK_BYTES));
   }, 20_000);
+});
+
+/** A `tollgate run` child process and the text it writes to standard error. */
+class GatewayProcess {
+  readonly child: ChildProcess;
+  readonly exit: Promise<number | null>;
+  stderr = '';
+
+  constructor(args: string[], env: NodeJS.ProcessEnv) {
+    this.child = spawn(process.execPath, ['dist/cli/main.js', 'run', ...args], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env,
+    });
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (text: string) => {
+      this.stderr += text;
+    });
+    this.exit = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  lines(): string[] {
+    return this.stderr.split('\n').filter((line) => line !== '');
+  }
+
+  /** Resolves once the gateway logs that it started; throws when it exits first. */
+  async started(): Promise<void> {
+    let exited = false;
+    void this.exit.then(() => {
+      exited = true;
+    });
+    for (let attempt = 0; attempt < 200 && !exited; attempt++) {
+      if (this.stderr.includes('"msg":"gateway started"')) return;
+      await sleep(50);
+    }
+    throw new Error(`the gateway did not start:\n${this.stderr}`);
+  }
+
+  async stop(): Promise<number | null> {
+    this.child.kill('SIGTERM');
+    return this.exit;
+  }
+}
+
+/** Returns this environment without TOLLGATE_PSEUDONYM_KEY, so only the key under test applies. */
+function envWithoutKey(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.TOLLGATE_PSEUDONYM_KEY;
+  return env;
+}
+
+function readEvents(path: string): Array<Record<string, any>> {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Record<string, any>);
+}
+
+describe('tollgate run pseudonym key', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-run-key-'));
+  const KEY_TEXT = 'the pseudonym passphrase of this site';
+  const PATIENT_PATH = '/exports/PATIENT-4711/report.pdf';
+  let target: HttpServer;
+  let targetPort = 0;
+  const gateways: GatewayProcess[] = [];
+
+  /** Writes a config whose HTTP proxy listens on a free port; returns its path and port. */
+  async function writeConfig(name: string, extra: string): Promise<{ path: string; port: number }> {
+    const port = await freePort('127.0.0.1');
+    const path = join(dir, `${name}.yaml`);
+    writeFileSync(
+      path,
+      `version: 1
+protected_networks: [127.0.0.1/32]
+events: ${name}.jsonl
+${extra}listeners:
+  - { name: web, type: http-proxy, listen: "127.0.0.1:${port}" }
+`,
+    );
+    return { path, port };
+  }
+
+  function startGateway(args: string[]): GatewayProcess {
+    const gateway = new GatewayProcess(args, envWithoutKey());
+    gateways.push(gateway);
+    return gateway;
+  }
+
+  /** Runs a gateway, sends one request for PATIENT_PATH through it, stops it; returns url.path. */
+  async function pseudonymOfPath(name: string, extra: string, args: string[]): Promise<string> {
+    const config = await writeConfig(name, extra);
+    const gateway = startGateway(['--config', config.path, ...args]);
+    await gateway.started();
+    const result = await curl([
+      '-x',
+      `http://127.0.0.1:${config.port}`,
+      `http://127.0.0.2:${targetPort}${PATIENT_PATH}`,
+    ]);
+    expect(result.stdout).toBe('report\n');
+    expect(await gateway.stop()).toBe(0);
+    expect(gateway.stderr).not.toContain(KEY_TEXT);
+    const request = readEvents(join(dir, `${name}.jsonl`)).find(
+      (event) => event.event.action === 'http-request',
+    );
+    expect(request).toBeDefined();
+    return request!.url.path as string;
+  }
+
+  beforeAll(async () => {
+    writeFileSync(join(dir, 'site.key'), `${KEY_TEXT}\n`);
+    targetPort = await freePort('127.0.0.2');
+    target = createHttpServer((_req, res) => res.end('report\n'));
+    await new Promise<void>((resolve) => target.listen(targetPort, '127.0.0.2', resolve));
+  });
+
+  afterAll(() => {
+    for (const gateway of gateways) killGroup(gateway.child);
+    target.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keys pseudonyms from the key file', async () => {
+    // The documented pseudonym: HMAC-SHA256(key, kind NUL value), first 32 hex digits.
+    const mac = createHmac('sha256', Buffer.from(KEY_TEXT, 'utf8'))
+      .update(`url-path\0${PATIENT_PATH}`)
+      .digest('hex');
+    const expected = `hmac-sha256:${mac.slice(0, 32)}`;
+
+    const fromOption = await pseudonymOfPath('option', '', [
+      '--pseudonym-key-file',
+      join(dir, 'site.key'),
+    ]);
+    expect(fromOption).toBe(expected);
+    const fromConfig = await pseudonymOfPath('config', 'pseudonym_key_file: site.key\n', []);
+    expect(fromConfig).toBe(expected);
+  }, 30_000);
+
+  it('logs the missing key as a JSON warn line', async () => {
+    const config = await writeConfig('no-key', '');
+    const gateway = startGateway(['--config', config.path]);
+    await gateway.started();
+    expect(await gateway.stop()).toBe(0);
+
+    const lines = gateway.lines();
+    expect(lines.filter((line) => !line.startsWith('{'))).toEqual([]);
+    const warning = lines
+      .map((line) => JSON.parse(line) as Record<string, any>)
+      .find((line) => String(line.msg).startsWith('no pseudonym key configured'));
+    expect(warning).toBeDefined();
+    expect(warning!.level).toBe(40);
+    expect(warning!.msg).toContain('pseudonym_key_file');
+  }, 20_000);
+
+  it('rejects a short key file at start', async () => {
+    writeFileSync(join(dir, 'short.key'), 'SECRETKEY\n');
+    const config = await writeConfig('short', 'pseudonym_key_file: short.key\n');
+    const gateway = startGateway(['--config', config.path]);
+    expect(await gateway.exit).toBe(2);
+    expect(gateway.stderr).toBe(
+      `tollgate run: ${config.path}:4:21 pseudonym_key_file: invalid key in pseudonym key file ${join(dir, 'short.key')}: pseudonym key length 9 bytes is below the minimum 16\n`,
+    );
+  });
+
+  it('rejects a missing key file option at start', async () => {
+    const config = await writeConfig('absent', '');
+    const keyFile = join(dir, 'absent.key');
+    const gateway = startGateway(['--config', config.path, '--pseudonym-key-file', keyFile]);
+    expect(await gateway.exit).toBe(2);
+    expect(gateway.stderr).toBe(
+      `tollgate run: cannot read the pseudonym key file ${keyFile}: ENOENT\n`,
+    );
+  });
+});
+
+describe('tollgate config check of a relay upstream', () => {
+  it('rejects the cloud metadata address', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-relay-'));
+    const path = join(dir, 'gw.yaml');
+    writeFileSync(
+      path,
+      `version: 1
+listeners:
+  - { name: metadata, type: relay, listen: "127.0.0.1:8080", upstream: "169.254.169.254:80" }
+`,
+    );
+    const check = await runTool(process.execPath, ['dist/cli/main.js', 'config', 'check', path]);
+    expect(check.code).toBe(1);
+    expect(check.stderr).toContain(
+      `${path}:3:72 listeners[0].upstream: relay "metadata" upstream 169.254.169.254:80 is in the denied range 169.254.0.0/16`,
+    );
+    const started = await runTool(process.execPath, ['dist/cli/main.js', 'run', '--config', path]);
+    expect(started.code).toBe(2);
+    expect(started.stderr).toContain('relay "metadata" upstream 169.254.169.254:80');
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
