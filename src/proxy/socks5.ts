@@ -177,21 +177,22 @@ export function startSocks5(context: ProxyContext, listener: SocksListener): Ser
   return server;
 }
 
-type Stage = 'greeting' | 'auth' | 'request' | 'connecting';
+/** Handshake stages; 'closed' follows a rejection, after which nothing more is read or logged. */
+type Stage = 'greeting' | 'auth' | 'request' | 'connecting' | 'closed';
 
 class SocksHandshake {
   private stage: Stage = 'greeting';
   private pending: Buffer = Buffer.alloc(0);
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout;
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
   /**
    * A client that half-closes before sending a complete request can never finish the handshake,
    * and with allowHalfOpen its socket would stay open (and count against the connection limits)
-   * until the handshake timeout. From 'connecting' on the client is paused, so 'end' waits.
+   * until the handshake timeout. Node emits 'end' on a paused socket too, so a client that
+   * half-closes while the upstream connect is under way is closed here as well.
    */
   private readonly onEnd = () => {
-    this.client.destroy();
-    this.close(`client closed during the ${this.stage} stage`);
+    this.reject(`client closed during the ${this.stage} stage`);
   };
 
   constructor(
@@ -201,7 +202,7 @@ class SocksHandshake {
   ) {
     this.timer = setTimeout(() => {
       context.log.info(
-        { listener: listener.name, client: client.remoteAddress, stage: this.stage },
+        { listener: listener.name, client: clientEndpoint(client).ip, stage: this.stage },
         'SOCKS handshake timed out',
       );
       client.destroy();
@@ -213,8 +214,9 @@ class SocksHandshake {
   }
 
   private receive(chunk: Buffer): void {
+    if (this.stage === 'closed') return;
     if (this.pending.length + chunk.length > MAX_HANDSHAKE_BYTES && this.stage !== 'connecting') {
-      this.fail(
+      this.reject(
         `handshake of ${this.pending.length + chunk.length} bytes exceeds the maximum ${MAX_HANDSHAKE_BYTES}`,
       );
       return;
@@ -231,14 +233,16 @@ class SocksHandshake {
         const greeting = parseGreeting(this.pending);
         if ('need' in greeting) return;
         if ('error' in greeting) {
-          this.fail(greeting.error);
+          this.reject(greeting.error);
           return;
         }
         this.consume(greeting.length);
         const method = this.listener.users.length > 0 ? METHOD_PASSWORD : METHOD_NONE;
         if (!greeting.value.includes(method)) {
-          this.client.end(Buffer.from([VERSION, METHOD_UNACCEPTABLE]));
-          this.close('no acceptable authentication method');
+          this.reject(
+            'no acceptable authentication method',
+            Buffer.from([VERSION, METHOD_UNACCEPTABLE]),
+          );
           return;
         }
         this.client.write(Buffer.from([VERSION, method]));
@@ -247,13 +251,12 @@ class SocksHandshake {
         const auth = parseAuth(this.pending);
         if ('need' in auth) return;
         if ('error' in auth) {
-          this.fail(auth.error);
+          this.reject(auth.error);
           return;
         }
         this.consume(auth.length);
         if (!isKnownUser(this.listener.users, auth.value)) {
-          this.client.end(Buffer.from([AUTH_VERSION, 0x01]));
-          this.close('authentication failed');
+          this.reject('authentication failed', Buffer.from([AUTH_VERSION, 0x01]));
           return;
         }
         this.client.write(Buffer.from([AUTH_VERSION, 0x00]));
@@ -262,18 +265,22 @@ class SocksHandshake {
         const request = parseRequest(this.pending);
         if ('need' in request) return;
         if ('error' in request) {
-          this.fail(request.error);
+          this.reject(request.error);
           return;
         }
         this.consume(request.length);
         if (request.value.unsupportedAddressType !== undefined) {
-          this.client.end(replyMessage(SocksReply.AddressTypeNotSupported));
-          this.close(`address type ${request.value.unsupportedAddressType} is not supported`);
+          this.reject(
+            `address type ${request.value.unsupportedAddressType} is not supported`,
+            replyMessage(SocksReply.AddressTypeNotSupported),
+          );
           return;
         }
         if (request.value.command !== COMMAND_CONNECT) {
-          this.client.end(replyMessage(SocksReply.CommandNotSupported));
-          this.close(`command ${request.value.command} is not supported; only CONNECT is`);
+          this.reject(
+            `command ${request.value.command} is not supported, only CONNECT (1) is`,
+            replyMessage(SocksReply.CommandNotSupported),
+          );
           return;
         }
         this.stage = 'connecting';
@@ -286,7 +293,7 @@ class SocksHandshake {
             { listener: this.listener.name, err: error },
             'SOCKS connect failed',
           );
-          this.client.destroy();
+          this.reject(null);
         });
       }
     }
@@ -306,12 +313,13 @@ class SocksHandshake {
       if (result.kind === 'open') result.upstream.destroy();
       return;
     }
+    // openTunnel already logged the refusal or the failed connect.
     if (result.kind === 'refused') {
-      this.client.end(replyMessage(SocksReply.NotAllowed));
+      this.reject(null, replyMessage(SocksReply.NotAllowed));
       return;
     }
     if (result.kind === 'failed') {
-      this.client.end(replyMessage(replyFor(result.code)));
+      this.reject(null, replyMessage(replyFor(result.code)));
       return;
     }
 
@@ -339,16 +347,36 @@ class SocksHandshake {
     this.pending = this.pending.subarray(length);
   }
 
-  private fail(reason: string): void {
-    this.client.destroy();
-    this.close(reason);
-  }
-
-  private close(reason: string): void {
+  /**
+   * Ends the handshake: logs `reason` unless the caller logged already, then sends `reply` and
+   * closes once the client closes its side, or without a reply closes at once.
+   */
+  private reject(reason: string | null, reply?: Buffer): void {
+    if (this.stage === 'closed') return;
+    if (reason !== null) {
+      this.context.log.info(
+        {
+          listener: this.listener.name,
+          client: clientEndpoint(this.client).ip,
+          stage: this.stage,
+          reason,
+        },
+        'SOCKS client rejected',
+      );
+    }
+    this.stage = 'closed';
     clearTimeout(this.timer);
-    this.context.log.info(
-      { listener: this.listener.name, client: this.client.remoteAddress, reason },
-      'SOCKS client rejected',
-    );
+    this.client.off('end', this.onEnd);
+    if (reply === undefined) {
+      this.client.destroy();
+      return;
+    }
+    this.client.end(reply);
+    // Reading on (and dropping what arrives) lets the client's FIN close the socket, also from
+    // the paused 'connecting' stage. A client that keeps its side open is closed after the
+    // handshake timeout.
+    this.client.resume();
+    this.timer = setTimeout(() => this.client.destroy(), this.context.limits.handshakeTimeoutMs);
+    this.timer.unref();
   }
 }

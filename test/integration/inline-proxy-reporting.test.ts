@@ -1,7 +1,8 @@
-// What the HTTP proxy and SOCKS5 listener report to clients, events and the log: the byte
-// counts of a cut upload, the response to a non-http scheme and to requests Node's parser rejects,
-// and one log line per rejected SOCKS request. Targets listen on 127.0.0.2, 127.0.0.3 and ::1; clients come
-// from 127.0.0.1, the only protected address.
+// What the HTTP proxy and SOCKS5 listener report to clients, events and the log. The HTTP tests
+// cover the byte counts of a cut upload and the responses to a non-http scheme, to requests
+// without Host and to requests Node's parser rejects. The SOCKS tests expect one log line per
+// rejected request. Targets listen on 127.0.0.2, 127.0.0.3 and ::1; clients come from
+// 127.0.0.1, the only protected address.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -37,7 +38,7 @@ function listen(server: Server | HttpServer, host: string, port: number): Promis
 /**
  * Connects to `port` on 127.0.0.1, writes `request`, and resolves with everything received
  * once the gateway closed the connection. With `endAfterWrite` the client half-closes at once,
- * as `printf ... | nc` does.
+ * as `printf ... | nc -N` does.
  */
 function exchange(port: number, request: Buffer | string, endAfterWrite = true): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -257,5 +258,212 @@ limits: { drain_timeout: 2s }
     expect(text.endsWith(`tollgate: cannot connect to [::1]:${closedPort}: ECONNREFUSED\n`)).toBe(
       true,
     );
+  });
+});
+
+describe('SOCKS5 rejection logs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-socks-logs-'));
+  const { log, lines } = capturingLog();
+  const ports = { socks: 0, closed: 0 };
+  let gateway: RunningGateway;
+
+  const GREETING = [0x05, 0x01, 0x00];
+  const LOOKUP_MS = 100;
+  /** A CONNECT request (VER 5, CMD, RSV 0) for an IPv4 address: ATYP 1, 4 bytes, port. */
+  const ipv4Request = (command: number, port: number) => [
+    0x05,
+    command,
+    0x00,
+    0x01,
+    127,
+    0,
+    0,
+    3,
+    port >> 8,
+    port & 0xff,
+  ];
+  /** A CONNECT request for a domain name: ATYP 3, length, name, port. */
+  const domainRequest = (name: string, port: number) => [
+    0x05,
+    0x01,
+    0x00,
+    0x03,
+    name.length,
+    ...Buffer.from(name, 'latin1'),
+    port >> 8,
+    port & 0xff,
+  ];
+
+  /** Open connections to the SOCKS listener, as the server counts them. */
+  const openConnections = () =>
+    new Promise<number>((resolve, reject) =>
+      gateway.gateway.servers[0]!.server.getConnections((error, count) =>
+        error ? reject(error) : resolve(count),
+      ),
+    );
+
+  beforeAll(async () => {
+    ports.socks = await freePort('127.0.0.1');
+    ports.closed = await freePort('127.0.0.3');
+    writeFileSync(
+      join(dir, 'policy.yaml'),
+      `version: 1
+lists:
+  cloud: { hosts: ["*.amazonaws.com"] }
+rules:
+  - { id: cloud-block, name: Cloud storage blocked, kind: cloud-storage, action: block,
+      destinations: { lists: [cloud] } }
+`,
+    );
+    const config = loadConfigText(
+      `version: 1
+policy: policy.yaml
+protected_networks: [127.0.0.1/32]
+events: events.jsonl
+listeners:
+  - { name: socks, type: socks5, listen: "127.0.0.1:${ports.socks}" }
+limits: { drain_timeout: 2s }
+`,
+      join(dir, 'gw.yaml'),
+      dir,
+    );
+    // The lookup maps every name to loopback, so nothing is resolved outside the machine. It
+    // takes LOOKUP_MS, so a test can send bytes while the gateway is still connecting.
+    const lookup = async () => {
+      await sleep(LOOKUP_MS);
+      return [{ address: '127.0.0.3', family: 4 }];
+    };
+    gateway = await startGateway({ config, log, lookup });
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /**
+   * Sends `bytes` once with the client half-closing right after them (as `printf | nc -N` does)
+   * and once with the client waiting for the gateway to close, and returns the gateway's
+   * replies and log lines of each run.
+   */
+  async function runBothWays(bytes: number[]) {
+    const runs: Array<{ reply: Buffer; logged: LogLine[] }> = [];
+    for (const endAfterWrite of [true, false]) {
+      const start = lines.length;
+      const reply = await exchange(ports.socks, Buffer.from(bytes), endAfterWrite);
+      // A spurious line would follow the close within a few event-loop turns.
+      await sleep(50);
+      runs.push({ reply, logged: lines.slice(start) });
+    }
+    return runs;
+  }
+
+  it('logs a bad greeting version once', async () => {
+    for (const { reply, logged } of await runBothWays([0x04, 0x01, 0x00])) {
+      expect([...reply]).toEqual([]);
+      expect(logged.map((line) => line.msg)).toEqual(['SOCKS client rejected']);
+      expect(logged[0]!.reason).toBe('SOCKS version 4 is not 5');
+      expect(logged[0]!.stage).toBe('greeting');
+    }
+  });
+
+  it('logs a bad request version once', async () => {
+    const request = ipv4Request(0x01, ports.closed);
+    request[0] = 0x04;
+    for (const { reply, logged } of await runBothWays([...GREETING, ...request])) {
+      expect([...reply]).toEqual([0x05, 0x00]);
+      expect(logged.map((line) => line.msg)).toEqual(['SOCKS client rejected']);
+      expect(logged[0]!.reason).toBe('SOCKS version 4 is not 5');
+      expect(logged[0]!.stage).toBe('request');
+    }
+  });
+
+  it('logs an unsupported command once', async () => {
+    const bytes = [...GREETING, ...ipv4Request(0x07, ports.closed)];
+    for (const { reply, logged } of await runBothWays(bytes)) {
+      // Method reply, then REP 0x07 (command not supported) with a 0.0.0.0:0 address.
+      expect([...reply]).toEqual([0x05, 0x00, 0x05, 0x07, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
+      expect(logged.map((line) => line.msg)).toEqual(['SOCKS client rejected']);
+      expect(logged[0]!.reason).toBe('command 7 is not supported, only CONNECT (1) is');
+      expect(logged[0]!.stage).toBe('request');
+    }
+  });
+
+  it('logs an unsupported address type once', async () => {
+    const bytes = [...GREETING, 0x05, 0x01, 0x00, 0x08, 127, 0, 0, 3, 0, 80];
+    for (const { reply, logged } of await runBothWays(bytes)) {
+      // REP 0x08: address type not supported.
+      expect([...reply]).toEqual([0x05, 0x00, 0x05, 0x08, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
+      expect(logged.map((line) => line.msg)).toEqual(['SOCKS client rejected']);
+      expect(logged[0]!.reason).toBe('address type 8 is not supported');
+      expect(logged[0]!.stage).toBe('request');
+    }
+  });
+
+  // The refusal and the failed connect come after an asynchronous check, and a client that
+  // half-closes before them is closed for that (see 'leaves mid-request'), so these clients wait.
+  it('logs a refused destination once', async () => {
+    const start = lines.length;
+    const bytes = [...GREETING, ...domainRequest('bucket.s3.amazonaws.com', 443)];
+    const reply = await exchange(ports.socks, Buffer.from(bytes), false);
+    await sleep(50);
+    // REP 0x02: connection not allowed by ruleset.
+    expect([...reply]).toEqual([0x05, 0x00, 0x05, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
+    const logged = lines.slice(start);
+    expect(logged.map((line) => line.msg)).toEqual(['connection refused']);
+    expect(logged[0]!.rule).toBe('cloud-block');
+    expect(logged[0]!.destination).toBe('bucket.s3.amazonaws.com');
+    expect(logged[0]!.port).toBe(443);
+  });
+
+  it('logs an unreachable destination once', async () => {
+    const start = lines.length;
+    const bytes = [...GREETING, ...ipv4Request(0x01, ports.closed)];
+    const reply = await exchange(ports.socks, Buffer.from(bytes), false);
+    await sleep(50);
+    // REP 0x05: connection refused by the destination host.
+    expect([...reply]).toEqual([0x05, 0x00, 0x05, 0x05, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
+    const logged = lines.slice(start);
+    expect(logged.map((line) => line.msg)).toEqual(['tunnel upstream unreachable']);
+    expect(logged[0]!.code).toBe('ECONNREFUSED');
+  });
+
+  it('closes a rejected client that sent early data', async () => {
+    // An optimistic client sends its first tunnel bytes right after the request, while the
+    // gateway still resolves the name. They wait unread in the paused socket, and the socket
+    // must still close after the failure reply once the client closes its side.
+    const request = [...GREETING, ...domainRequest('files.example.org', ports.closed)];
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const socket = connect({ host: '127.0.0.1', port: ports.socks }, () => {
+        socket.write(Buffer.from(request));
+        setTimeout(() => socket.write('early tunnel data'), LOOKUP_MS / 4);
+      });
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('end', () => socket.end());
+      socket.on('error', reject);
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+    });
+    // REP 0x05: connection refused by the destination host.
+    expect([...reply]).toEqual([0x05, 0x00, 0x05, 0x05, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
+    await sleep(100);
+    expect(await openConnections()).toBe(0);
+  });
+
+  it('closes every rejected connection', async () => {
+    await sleep(100);
+    expect(await openConnections()).toBe(0);
+  });
+
+  it('logs a client that leaves mid-request', async () => {
+    const start = lines.length;
+    const partial = ipv4Request(0x01, ports.closed).slice(0, 6);
+    const reply = await exchange(ports.socks, Buffer.from([...GREETING, ...partial]));
+    await sleep(50);
+    expect([...reply]).toEqual([0x05, 0x00]);
+    const logged = lines.slice(start);
+    expect(logged.map((line) => line.msg)).toEqual(['SOCKS client rejected']);
+    expect(logged[0]!.reason).toBe('client closed during the request stage');
+    expect(logged[0]!.stage).toBe('request');
   });
 });
