@@ -223,7 +223,7 @@ export class Splice {
       // Nothing reached the upstream: reject the association the way a DICOM peer would.
       answer = 'a-associate-rj';
       endGracefully(client, associateRejectPdu(RejectReason.NoReasonGiven), upstream);
-      upstream.resetAndDestroy();
+      this.reset(upstream);
     } else if (this.pdus !== null) {
       answer = 'a-abort';
       this.endArrivingPdu(this.pdus);
@@ -232,8 +232,8 @@ export class Splice {
       this.abortOrReset(client, this.pdus[1], upstream);
     } else {
       answer = 'reset';
-      client.resetAndDestroy();
-      upstream.resetAndDestroy();
+      this.reset(client);
+      this.reset(upstream);
     }
 
     services.engine.emitEnforcement(
@@ -283,7 +283,19 @@ export class Splice {
   private abortOrReset(socket: Socket, pdus: PduBoundaryTracker, sink: Socket): void {
     if (socket.destroyed) return;
     if (pdus.atBoundary) endGracefully(socket, abortPdu(), sink);
-    else socket.resetAndDestroy();
+    else this.reset(socket);
+  }
+
+  /**
+   * Resets a peer at a cut. What Node still held for it is dropped, so it is taken off the
+   * forwarded count; bytes already in the kernel's send buffer are dropped too but cannot be
+   * seen from here, so the count stays an upper bound.
+   */
+  private reset(socket: Socket): void {
+    if (socket.destroyed) return;
+    const side = socket === this.sockets[1] ? 0 : 1;
+    this.forwarded[side] -= socket.writableLength;
+    socket.resetAndDestroy();
   }
 
   private armIdleTimer(): void {
