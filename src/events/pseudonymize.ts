@@ -74,8 +74,8 @@ export class Pseudonymizer {
     if (this.randomKey && !includeClear && !randomKeyWarned) {
       randomKeyWarned = true;
       process.emitWarning(
-        `no pseudonym key configured (set ${PSEUDONYM_KEY_ENV}); using a random key, so patient ` +
-          'pseudonyms will not match across restarts',
+        `no pseudonym key configured (set ${PSEUDONYM_KEY_ENV} or --pseudonym-key-file); using a ` +
+          'random key, so patient pseudonyms will not match across restarts',
         { code: 'TOLLGATE_PSEUDONYM_KEY_RANDOM' },
       );
     }
