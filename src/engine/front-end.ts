@@ -12,6 +12,8 @@ export type FlowEndReason =
   | 'input-end'
   | 'cut'
   | 'refused'
+  /** The gateway stopped and reset the connection when its drain deadline passed. */
+  | 'shutdown'
   | 'error';
 
 export type VerdictAction = 'allow' | 'alert' | 'throttle' | 'block';

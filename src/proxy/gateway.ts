@@ -325,7 +325,7 @@ export class Gateway implements ProxyContext {
         { open: this.clients.size, drainTimeoutMs: this.limits.drainTimeoutMs },
         'drain deadline reached, resetting open connections',
       );
-      for (const splice of this.splices) splice.destroy('input-end');
+      for (const splice of this.splices) splice.destroy('shutdown');
       for (const socket of this.clients) if (!socket.destroyed) socket.resetAndDestroy();
     }
     await Promise.all(closed);
