@@ -3,6 +3,7 @@
 // events, draining). Listeners live in relay.ts, http-proxy.ts and socks5.ts.
 
 import { connect, type Server, type Socket } from 'node:net';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { GatewayConfig, GatewayLimits } from '../config/load.js';
 import type { HostPort } from '../config/schema.js';
@@ -85,6 +86,9 @@ export function normalizeAddress(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+/** Shortest time between two connection-blocked events for the same refused client address. */
+export const REFUSED_CLIENT_EVENT_MS = 60_000;
+
 export class Gateway implements ProxyContext {
   readonly engine: Engine;
   readonly limits: GatewayLimits;
@@ -105,6 +109,11 @@ export class Gateway implements ProxyContext {
   private readonly clients = new Set<Socket>();
   private readonly perSource = new Map<string, number>();
   private readonly splices = new Set<Splice>();
+  /** Client addresses refused lately, so each gets one event per REFUSED_CLIENT_EVENT_MS. */
+  private readonly recentlyRefusedClients = new LRUCache<string, true>({
+    max: 10_000,
+    ttl: REFUSED_CLIENT_EVENT_MS,
+  });
   private draining = false;
 
   constructor(private readonly options: GatewayOptions) {
@@ -193,6 +202,7 @@ export class Gateway implements ProxyContext {
     }
     if (!this.sourceNetworks.has(client.ip)) {
       this.stats.refusedClients++;
+      this.recordRefusedClient(socket, client);
       // Logged at 1, 2, 4, 8 ... refusals, so a scan cannot flood the log.
       if (isPowerOfTwo(this.stats.refusedClients)) {
         this.log.warn(
@@ -294,6 +304,35 @@ export class Gateway implements ProxyContext {
       },
       'connection refused',
     );
+  }
+
+  /**
+   * Writes a connection-blocked event for a client outside the source networks, at most once
+   * per client address per REFUSED_CLIENT_EVENT_MS, so a scan cannot flood the SIEM. The
+   * count of all refusals is in the stats and the admin API's metrics.
+   */
+  private recordRefusedClient(socket: Socket, client: Endpoint): void {
+    if (this.recentlyRefusedClients.has(client.ip)) return;
+    this.recentlyRefusedClients.set(client.ip, true);
+
+    const ts = this.now();
+    const listener = {
+      ip: normalizeAddress(socket.localAddress ?? '0.0.0.0'),
+      port: socket.localPort ?? 0,
+    };
+    const flow = this.engine.openFlow({ initiator: client, responder: listener, ts });
+    this.engine.emitEnforcement(flow, ts, 'connection-blocked', {
+      rule: { id: 'source-networks', name: 'Client outside the source networks' },
+      tollgate: {
+        enforcement: {
+          answer: 'reset',
+          reason: 'source-not-allowed',
+          bytes_to_upstream: 0,
+          bytes_to_client: 0,
+        },
+      },
+    });
+    flow.end(ts, 'refused');
   }
 
   track(splice: Splice): void {

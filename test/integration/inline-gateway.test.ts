@@ -338,6 +338,18 @@ limits: { drain_timeout: 2s }
     ]);
     expect(result.code).not.toBe(0);
     expect(gateway.gateway.stats.refusedClients).toBe(before + 1);
+
+    // A second attempt within a minute is counted but writes no second event.
+    await curl(['--interface', '127.0.0.5', '-x', `http://127.0.0.1:${ports.http}`, 'http://x/']);
+    expect(gateway.gateway.stats.refusedClients).toBe(before + 2);
+    await flush();
+    const refused = events().filter(
+      (e) => e.event.action === 'connection-blocked' && e.rule.id === 'source-networks',
+    );
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.source.ip).toBe('127.0.0.5');
+    expect(refused[0]!.destination.port).toBe(ports.http);
+    expect(refused[0]!.tollgate.enforcement.reason).toBe('source-not-allowed');
   });
 
   it('relays storescu to storescp byte for byte', async () => {
