@@ -22,21 +22,27 @@ export function abortPdu(): Buffer {
   return Buffer.from([PduType.Abort, 0, 0, 0, 0, 4, 0, 0, ABORT_SOURCE_PROVIDER, 0]);
 }
 
+/**
+ * A-ASSOCIATE-RJ result 2 (rejected-transient), source 3 (service provider, presentation
+ * related function), reason 1 (temporary congestion): the archive cannot be reached now.
+ */
+const REJECT_TRANSIENT = 2;
+const REJECT_SOURCE_PRESENTATION = 3;
+const REJECT_REASON_CONGESTION = 1;
+
 /** Builds an A-ASSOCIATE-RJ PDU: rejected permanently by the service user, for `reason`. */
 export function associateRejectPdu(reason: number): Buffer {
+  return rejectPdu(REJECT_PERMANENT, REJECT_SOURCE_USER, reason);
+}
+
+/** Builds an A-ASSOCIATE-RJ PDU for an upstream that cannot be reached: try again later. */
+export function associateRejectTransientPdu(): Buffer {
+  return rejectPdu(REJECT_TRANSIENT, REJECT_SOURCE_PRESENTATION, REJECT_REASON_CONGESTION);
+}
+
+function rejectPdu(result: number, source: number, reason: number): Buffer {
   // type, reserved, length 4, reserved, result, source, reason
-  return Buffer.from([
-    PduType.AssociateRj,
-    0,
-    0,
-    0,
-    0,
-    4,
-    0,
-    REJECT_PERMANENT,
-    REJECT_SOURCE_USER,
-    reason,
-  ]);
+  return Buffer.from([PduType.AssociateRj, 0, 0, 0, 0, 4, 0, result, source, reason]);
 }
 
 /**

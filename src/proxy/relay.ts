@@ -4,7 +4,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Listener } from '../config/load.js';
 import type { EngineFlow } from '../engine/flow.js';
-import { associateRejectPdu, RejectReason } from './dicom-pdu.js';
+import { associateRejectPdu, associateRejectTransientPdu, RejectReason } from './dicom-pdu.js';
 import { clientEndpoint, type ProxyContext } from './gateway.js';
 import { endGracefully } from './graceful-close.js';
 import { formatHostPort } from './host-port-text.js';
@@ -63,7 +63,9 @@ async function relayConnection(
       },
       'relay upstream unreachable',
     );
-    client.resetAndDestroy();
+    // A DICOM requester learns the archive is unreachable for now; other clients get a reset.
+    if (listener.protocol === 'dicom') endGracefully(client, associateRejectTransientPdu());
+    else client.resetAndDestroy();
     return;
   }
   if (client.destroyed) {

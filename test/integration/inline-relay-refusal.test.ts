@@ -1,6 +1,7 @@
 // Relay listeners whose upstream is refused: a DICOM requester gets an A-ASSOCIATE-RJ, a plain
 // TCP client a FIN, and neither connection outlives the refusal, so the gateway stops at once.
 // The policy allows only 127.0.0.2, so the upstream 127.0.0.9 is refused before any connect.
+// A DICOM relay to a closed port of 127.0.0.2 shows the rejection for an unreachable archive.
 
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
@@ -24,7 +25,7 @@ const DRAIN_TIMEOUT_MS = 20_000;
 describe('relay with a refused upstream', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-refusal-'));
   const eventsPath = join(dir, 'events.jsonl');
-  const ports = { dicom: 0, plain: 0 };
+  const ports = { dicom: 0, plain: 0, unreachable: 0, closed: 0 };
   let gateway: RunningGateway | undefined;
 
   const blocked = () =>
@@ -33,6 +34,9 @@ describe('relay with a refused upstream', () => {
   beforeAll(async () => {
     ports.dicom = await freePort();
     ports.plain = await freePort();
+    ports.unreachable = await freePort();
+    // Nothing listens on this port of the allowed address, so connecting to it is refused.
+    ports.closed = await freePort('127.0.0.2');
     writeFileSync(
       join(dir, 'policy.yaml'),
       `version: 1
@@ -49,6 +53,7 @@ events: events.jsonl
 listeners:
   - { name: archive, type: relay, listen: "127.0.0.1:${ports.dicom}", upstream: "127.0.0.9:104", protocol: dicom }
   - { name: share, type: relay, listen: "127.0.0.1:${ports.plain}", upstream: "127.0.0.9:445" }
+  - { name: down, type: relay, listen: "127.0.0.1:${ports.unreachable}", upstream: "127.0.0.2:${ports.closed}", protocol: dicom }
 limits: { drain_timeout: ${DRAIN_TIMEOUT_MS / 1000}s }
 `,
       join(dir, 'gw.yaml'),
@@ -78,6 +83,25 @@ limits: { drain_timeout: ${DRAIN_TIMEOUT_MS / 1000}s }
     const event = blocked().find((e) => e.destination.port === 104);
     expect(event?.tollgate.enforcement.answer).toBe('a-associate-rj');
     expect(event?.rule.id).toBe('archive-only');
+  }, 30_000);
+
+  it('rejects an association to an unreachable archive', async () => {
+    const result = await run('echoscu', [
+      '-aec',
+      'ARCHIVE',
+      '127.0.0.1',
+      String(ports.unreachable),
+    ]).then(
+      () => ({ code: 0, output: '' }),
+      (error: { code: number; stdout: string; stderr: string }) => ({
+        code: error.code,
+        output: `${error.stdout}${error.stderr}`,
+      }),
+    );
+
+    expect(result.code).not.toBe(0);
+    expect(result.output).toMatch(/Association Rejected/i);
+    expect(result.output).toMatch(/Transient/i);
   }, 30_000);
 
   it('closes a plain TCP client', async () => {

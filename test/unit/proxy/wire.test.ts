@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { abortPdu, associateRejectPdu, PduBoundaryTracker } from '../../../src/proxy/dicom-pdu.js';
+import {
+  abortPdu,
+  associateRejectPdu,
+  associateRejectTransientPdu,
+  PduBoundaryTracker,
+} from '../../../src/proxy/dicom-pdu.js';
 import { parseAuth, parseGreeting, parseRequest, replyMessage } from '../../../src/proxy/socks5.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
@@ -79,6 +84,8 @@ describe('DICOM PDUs', () => {
     expect(abortPdu()).toEqual(hex('07 00 00000004 00 00 02 00'));
     // type 03, reserved, length 4, reserved, result 1, source 1, reason 7
     expect(associateRejectPdu(7)).toEqual(hex('03 00 00000004 00 01 01 07'));
+    // result 2 (transient), source 3 (presentation related), reason 1 (temporary congestion)
+    expect(associateRejectTransientPdu()).toEqual(hex('03 00 00000004 00 02 03 01'));
   });
 
   // A-ASSOCIATE-RQ stub (type 01, length 2) then P-DATA-TF (type 04, length 3).
