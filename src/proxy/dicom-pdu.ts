@@ -1,6 +1,7 @@
 // The DICOM Upper Layer PDUs the gateway sends itself (PS3.8 section 9.3), and a tracker of PDU
 // boundaries in a relayed byte stream, so that an A-ABORT is only sent where a PDU may start.
 
+import type { Verdict } from '../engine/front-end.js';
 import { PDU_HEADER_LENGTH, PduType } from '../protocols/dicom/constants.js';
 
 /** A-ABORT source 2: the service provider (the gateway) aborted. PS3.8 section 9.3.8. */
@@ -23,16 +24,31 @@ export function abortPdu(): Buffer {
 }
 
 /**
- * A-ASSOCIATE-RJ result 2 (rejected-transient), source 3 (service provider, presentation
- * related function), reason 1 (temporary congestion): the archive cannot be reached now.
+ * A-ASSOCIATE-RJ result 2 (rejected-transient); source 3 (service provider, presentation
+ * related function) with its reason 1 (temporary congestion). PS3.8 section 9.3.4.
  */
 const REJECT_TRANSIENT = 2;
 const REJECT_SOURCE_PRESENTATION = 3;
 const REJECT_REASON_CONGESTION = 1;
 
-/** Builds an A-ASSOCIATE-RJ PDU: rejected permanently by the service user, for `reason`. */
-export function associateRejectPdu(reason: number): Buffer {
-  return rejectPdu(REJECT_PERMANENT, REJECT_SOURCE_USER, reason);
+/**
+ * Builds an A-ASSOCIATE-RJ PDU from the service user for `reason`: rejected-permanent, or
+ * rejected-transient (result 2) when the requester may succeed later.
+ */
+export function associateRejectPdu(reason: number, transient = false): Buffer {
+  return rejectPdu(transient ? REJECT_TRANSIENT : REJECT_PERMANENT, REJECT_SOURCE_USER, reason);
+}
+
+/** Alerts of rules whose block lifts once the remote's meter falls back under the threshold. */
+const METER_ACTIONS = new Set(['egress-threshold-exceeded', 'bulk-dicom-egress', 'bulk-file-copy']);
+
+/**
+ * Builds the A-ASSOCIATE-RJ for a refusal: transient when a meter over its threshold refused
+ * the remote, since that lifts within the rule's window, and permanent otherwise.
+ */
+export function associateRejectFor(verdict: Verdict | undefined): Buffer {
+  const transient = verdict !== undefined && METER_ACTIONS.has(verdict.eventAction);
+  return associateRejectPdu(RejectReason.NoReasonGiven, transient);
 }
 
 /** Builds an A-ASSOCIATE-RJ PDU for an upstream that cannot be reached: try again later. */

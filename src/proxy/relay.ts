@@ -4,7 +4,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Listener } from '../config/load.js';
 import type { EngineFlow } from '../engine/flow.js';
-import { associateRejectPdu, associateRejectTransientPdu, RejectReason } from './dicom-pdu.js';
+import type { Verdict } from '../engine/front-end.js';
+import { associateRejectFor, associateRejectTransientPdu } from './dicom-pdu.js';
 import { clientEndpoint, type ProxyContext } from './gateway.js';
 import { endGracefully } from './graceful-close.js';
 import { formatHostPort } from './host-port-text.js';
@@ -45,7 +46,7 @@ async function relayConnection(
     context.recordRefusal(
       { initiator, responder: { ip: decision.refusal.address ?? '0.0.0.0', port }, ...hint },
       decision.refusal,
-      refuseClient(client, listener),
+      refuseClient(client, listener, decision.refusal.verdict),
     );
     return;
   }
@@ -85,7 +86,7 @@ async function relayConnection(
     context.recordRefusal(
       flow,
       { reason: 'policy', ruleId: verdict.ruleId, ruleName: verdict.ruleName, verdict },
-      refuseClient(client, listener),
+      refuseClient(client, listener, verdict),
     );
     return;
   }
@@ -107,9 +108,9 @@ async function relayConnection(
  * gets an A-ASSOCIATE-RJ, so it reports a rejected association rather than a closed connection.
  * It reads the RJ after sending its A-ASSOCIATE-RQ, even when the RJ arrived first.
  */
-function refuseClient(client: Socket, listener: RelayListener): string {
+function refuseClient(client: Socket, listener: RelayListener, verdict?: Verdict): string {
   if (listener.protocol === 'dicom') {
-    endGracefully(client, associateRejectPdu(RejectReason.NoReasonGiven));
+    endGracefully(client, associateRejectFor(verdict));
     return 'a-associate-rj';
   }
   endGracefully(client);

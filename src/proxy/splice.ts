@@ -13,7 +13,7 @@ import type { Engine } from '../engine/engine.js';
 import type { EngineFlow } from '../engine/flow.js';
 import type { FlowEndReason, Verdict } from '../engine/front-end.js';
 import type { Millis, Side } from '../engine/types.js';
-import { abortPdu, associateRejectPdu, PduBoundaryTracker, RejectReason } from './dicom-pdu.js';
+import { abortPdu, associateRejectFor, PduBoundaryTracker } from './dicom-pdu.js';
 import { endGracefully } from './graceful-close.js';
 import { raiseMallocTrimThreshold } from './malloc-trim.js';
 import {
@@ -222,7 +222,7 @@ export class Splice {
     if (rejectAssociation) {
       // Nothing reached the upstream: reject the association the way a DICOM peer would.
       answer = 'a-associate-rj';
-      endGracefully(client, associateRejectPdu(RejectReason.NoReasonGiven), upstream);
+      endGracefully(client, associateRejectFor(verdict), upstream);
       this.reset(upstream);
     } else if (this.pdus !== null) {
       answer = 'a-abort';

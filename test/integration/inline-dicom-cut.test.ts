@@ -161,4 +161,19 @@ listeners:
     // The event counts the A-ABORT's 10 bytes out: they come from the gateway, not the client.
     expect(cut?.tollgate.enforcement.bytes_to_upstream).toBe(seen.bytes - 10);
   }, 120_000);
+
+  it('rejects the next association as transient', async () => {
+    // The remote's meter stays over the threshold for the rest of the hour, then it lifts.
+    const result = await run('echoscu', ['-aec', 'ARCHIVE', '127.0.0.1', String(relayPort)]).then(
+      () => ({ code: 0, output: '' }),
+      (error: { code: number; stdout: string; stderr: string }) => ({
+        code: error.code,
+        output: `${error.stdout}${error.stderr}`,
+      }),
+    );
+
+    expect(result.code).not.toBe(0);
+    expect(result.output).toMatch(/Association Rejected/i);
+    expect(result.output).toMatch(/Rejected Transient/i);
+  }, 30_000);
 });

@@ -84,6 +84,8 @@ describe('DICOM PDUs', () => {
     expect(abortPdu()).toEqual(hex('07 00 00000004 00 00 02 00'));
     // type 03, reserved, length 4, reserved, result 1, source 1, reason 7
     expect(associateRejectPdu(7)).toEqual(hex('03 00 00000004 00 01 01 07'));
+    // result 2 (transient), source 1 (service user), reason 1 (no reason given)
+    expect(associateRejectPdu(1, true)).toEqual(hex('03 00 00000004 00 02 01 01'));
     // result 2 (transient), source 3 (presentation related), reason 1 (temporary congestion)
     expect(associateRejectTransientPdu()).toEqual(hex('03 00 00000004 00 02 03 01'));
   });
