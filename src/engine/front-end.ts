@@ -12,6 +12,8 @@ export type FlowEndReason =
   | 'input-end'
   | 'cut'
   | 'refused'
+  /** The inline gateway could not connect to the upstream (refused, unreachable, timed out). */
+  | 'unreachable'
   /** The gateway stopped and reset the connection when its drain deadline passed. */
   | 'shutdown'
   | 'error';

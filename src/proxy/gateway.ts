@@ -68,6 +68,8 @@ export interface ProxyContext {
   openFlow(options: Omit<FlowOpenOptions, 'ts'>): EngineFlow;
   /** Records a connection refused before it reached the upstream as a connection-blocked event. */
   recordRefusal(target: RefusedTarget | EngineFlow, refusal: Refusal, answer: string): void;
+  /** Records a connection whose upstream could not be reached, as a flow ended `unreachable`. */
+  recordUnreachable(target: RefusedTarget): void;
   track(splice: Splice): void;
   untrack(splice: Splice): void;
 }
@@ -304,6 +306,14 @@ export class Gateway implements ProxyContext {
       },
       'connection refused',
     );
+  }
+
+  recordUnreachable(target: RefusedTarget): void {
+    const ts = this.now();
+    const { remoteName, ...options } = target;
+    const flow = this.engine.openFlow({ ...options, ts });
+    if (remoteName !== undefined) flow.observe({ kind: 'remote-name', ...remoteName }, ts);
+    flow.end(ts, 'unreachable');
   }
 
   /**

@@ -284,6 +284,11 @@ async function forward(
     const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
     // connectUpstream counted the failure.
     context.log.warn({ client: client.ip, upstream: target, code }, 'upstream unreachable');
+    context.recordUnreachable({
+      initiator: client,
+      responder: { ip: decision.address, port },
+      ...(isIP(host) === 0 ? { remoteName: { name: host, source: 'http-host' as const } } : {}),
+    });
     plainResponse(res, 502, `tollgate: cannot connect to ${target}: ${code}\n`);
     return;
   }

@@ -64,6 +64,7 @@ async function relayConnection(
       },
       'relay upstream unreachable',
     );
+    context.recordUnreachable({ initiator, responder: { ip: decision.address, port }, ...hint });
     // A DICOM requester learns the archive is unreachable for now; other clients get a reset.
     if (listener.protocol === 'dicom') endGracefully(client, associateRejectTransientPdu());
     else client.resetAndDestroy();

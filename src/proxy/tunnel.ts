@@ -46,6 +46,11 @@ export async function openTunnel(
       { client: client.ip, destination: host, port, code },
       'tunnel upstream unreachable',
     );
+    context.recordUnreachable({
+      initiator: client,
+      responder: { ip: decision.address, port },
+      ...named,
+    });
     return { kind: 'failed', code };
   }
 

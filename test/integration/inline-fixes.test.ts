@@ -253,6 +253,11 @@ limits: { drain_timeout: 2s }
     expect(gateway.gateway.stats.upstreamFailures).toBe(failuresBefore + 1);
     const logged = lines.slice(linesBefore).find((line) => line.msg === 'upstream unreachable');
     expect(logged?.code).toBe('ECONNREFUSED');
+    await sleep(100);
+    const attempt = events().find(
+      (event) => event.event?.action === 'network-flow' && event.destination?.port === closedPort,
+    );
+    expect(attempt?.tollgate.flow.end_reason).toBe('unreachable');
   });
 
   it('refuses a remote over its threshold with 403', async () => {

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, startGateway } from '../../src/cli/run.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { CLOSE_GRACE_MS } from '../../src/proxy/graceful-close.js';
-import { readEvents } from './support/events.js';
+import { byAction, readEvents } from './support/events.js';
 import { testLog } from './support/log.js';
 import { freePort } from './support/ports.js';
 
@@ -102,6 +102,12 @@ limits: { drain_timeout: ${DRAIN_TIMEOUT_MS / 1000}s }
     expect(result.code).not.toBe(0);
     expect(result.output).toMatch(/Association Rejected/i);
     expect(result.output).toMatch(/Transient/i);
+    await sleep(200);
+    const attempt = byAction(readEvents(eventsPath), 'network-flow').find(
+      (e) => e.destination.port === ports.closed,
+    );
+    expect(attempt?.tollgate.flow.end_reason).toBe('unreachable');
+    expect(attempt?.source.ip).toBe('127.0.0.1');
   }, 30_000);
 
   it('closes a plain TCP client', async () => {
