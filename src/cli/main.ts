@@ -13,6 +13,16 @@ import { handleProcessWarning } from './warnings.js';
 process.removeAllListeners('warning');
 process.on('warning', handleProcessWarning);
 
+// A reader that closes the pipe early (`tollgate --help | head -1`) ends the process quietly, with
+// the status a shell reports for a command killed by SIGPIPE, instead of an unhandled error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(EXIT_BROKEN_PIPE);
+});
+
+/** 128 + SIGPIPE (13). */
+const EXIT_BROKEN_PIPE = 141;
+
 const program = new Command();
 // Usage errors exit 2 as documented, not commander's default 1; subcommands inherit this.
 program.exitOverride();
