@@ -3,14 +3,27 @@
 import { connect, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** Returns a TCP port that was free on `host` a moment ago; the caller binds it next. */
+/** Port numbers already handed out in this test file, on any address. */
+const handedOut = new Set<number>();
+
+/**
+ * Returns a TCP port that was free on `host` a moment ago; the caller binds it next. A number is
+ * handed out once per test file, whatever the address: the gateway treats a port it listens on
+ * at one loopback address as its own at every loopback address, so a target on 127.0.0.2 must
+ * not share a number with a gateway listener on 127.0.0.1.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port assigned');
-  return address.port;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
+    const address = server.address();
+    await new Promise((resolve) => server.close(resolve));
+    if (address === null || typeof address === 'string') throw new Error('no port assigned');
+    if (handedOut.has(address.port)) continue;
+    handedOut.add(address.port);
+    return address.port;
+  }
+  throw new Error(`no unused port found on ${host} after 20 attempts`);
 }
 
 /** Resolves true when a TCP connection to `host:port` succeeds, false when it fails. */
