@@ -287,9 +287,9 @@ export class Splice {
   }
 
   /**
-   * Resets a peer at a cut. What Node still held for it is dropped, so it is taken off the
-   * forwarded count; bytes already in the kernel's send buffer are dropped too but cannot be
-   * seen from here, so the count stays an upper bound.
+   * Resets a peer at a cut. The reset drops what Node still held for the peer, so that is taken
+   * off the forwarded count. Bytes already in the kernel's send buffer are dropped too but
+   * cannot be seen from here, so the count stays an upper bound.
    */
   private reset(socket: Socket): void {
     if (socket.destroyed) return;

@@ -7,10 +7,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 const handedOut = new Set<number>();
 
 /**
- * Returns a TCP port that was free on `host` a moment ago; the caller binds it next. A number is
- * handed out once per test file, whatever the address: the gateway treats a port it listens on
- * at one loopback address as its own at every loopback address, so a target on 127.0.0.2 must
- * not share a number with a gateway listener on 127.0.0.1.
+ * Returns a TCP port that was free on `host` a moment ago, for the caller to bind next. Each
+ * number is handed out once per test file, whatever the address. The gateway treats a port it
+ * listens on at one loopback address as its own at every loopback address, so a target on
+ * 127.0.0.2 must not share a number with a gateway listener on 127.0.0.1.
  */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
