@@ -52,8 +52,9 @@ export class Splice {
   private readonly pdus: [PduBoundaryTracker, PduBoundaryTracker] | null;
   private finished = false;
   private reusedBuffers = false;
-  /** The chunk the engine is looking at, so a cut it raises can end that chunk's PDU. */
-  private arriving: { side: Side; chunk: Buffer } | null = null;
+  /** The chunk the engine is looking at and its side, so a cut it raises can end its PDU. */
+  private arrivingChunk: Buffer | null = null;
+  private arrivingSide: Side = 0;
   private cut = false;
   private lastActivity: Millis;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -151,9 +152,10 @@ export class Splice {
   private pass(side: Side, chunk: Buffer): void {
     if (this.cut || this.finished) return;
     this.lastActivity = this.options.services.now();
-    this.arriving = { side, chunk };
+    this.arrivingChunk = chunk;
+    this.arrivingSide = side;
     this.options.flow.data(side, chunk, this.lastActivity);
-    this.arriving = null;
+    this.arrivingChunk = null;
     // The engine may have raised a block verdict on this very chunk: then it is not forwarded.
     if (this.cut) return;
 
@@ -266,8 +268,9 @@ export class Splice {
    * the chunk that crossed the threshold, so they stay within one read of it.
    */
   private endArrivingPdu(pdus: [PduBoundaryTracker, PduBoundaryTracker]): void {
-    if (this.arriving === null) return;
-    const { side, chunk } = this.arriving;
+    const chunk = this.arrivingChunk;
+    if (chunk === null) return;
+    const side = this.arrivingSide;
     const head = pdus[side].bytesToBoundary(chunk);
     const sink = this.sockets[1 - side]!;
     if (head <= 0 || sink.destroyed) return;
