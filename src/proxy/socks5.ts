@@ -188,10 +188,13 @@ class SocksHandshake {
   /**
    * A client that half-closes before sending a complete request can never finish the handshake,
    * and with allowHalfOpen its socket would stay open (and count against the connection limits)
-   * until the handshake timeout. Node emits 'end' on a paused socket too, so a client that
-   * half-closes while the upstream connect is under way is closed here as well.
+   * until the handshake timeout. Once the request is complete, a half-close is kept for the
+   * tunnel instead.
    */
   private readonly onEnd = () => {
+    // A client that sends its request, its data and a FIN at once (nc -N) still gets its tunnel:
+    // the splice passes the FIN on after the data.
+    if (this.stage === 'connecting') return;
     this.reject(`client closed during the ${this.stage} stage`);
   };
 

@@ -97,6 +97,8 @@ export class Splice {
     if (options.initialClientData !== undefined && options.initialClientData.length > 0) {
       this.pass(0, options.initialClientData);
     }
+    // A client that half-closed during a SOCKS handshake has had its 'end' already.
+    if (this.sockets[0].readableEnded) this.passEnd(0);
     this.resumeIfSinkFlushed(0);
     this.resumeIfSinkFlushed(1);
   }
@@ -121,13 +123,7 @@ export class Splice {
     const source = this.sockets[side];
     const sink = this.sockets[1 - side]!;
     if (!this.reusedBuffers) source.on('data', (chunk: Buffer) => this.pass(side, chunk));
-    source.on('end', () => {
-      if (this.cut || sink.destroyed) return;
-      // A FIN follows the chunks the throttle still holds.
-      if (side === this.options.flow.insideSide && this.throttle !== null)
-        this.throttle.push(0, () => sink.end());
-      else sink.end();
-    });
+    source.on('end', () => this.passEnd(side));
     source.on('error', (error: NodeJS.ErrnoException) => {
       const reason: FlowEndReason = error.code === 'ECONNRESET' ? 'rst' : 'error';
       if (!this.cut) {
@@ -147,6 +143,15 @@ export class Splice {
     source.on('close', () => {
       if (this.sockets[0].destroyed && this.sockets[1].destroyed) this.finish('fin');
     });
+  }
+
+  /** Passes a peer's FIN on to the other peer, after the chunks the throttle still holds. */
+  private passEnd(side: Side): void {
+    const sink = this.sockets[1 - side]!;
+    if (this.cut || sink.destroyed) return;
+    if (side === this.options.flow.insideSide && this.throttle !== null)
+      this.throttle.push(0, () => sink.end());
+    else sink.end();
   }
 
   private pass(side: Side, chunk: Buffer): void {

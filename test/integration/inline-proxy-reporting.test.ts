@@ -400,8 +400,8 @@ limits: { drain_timeout: 2s }
     }
   });
 
-  // The refusal and the failed connect come after an asynchronous check, and a client that
-  // half-closes before them is closed for that (see 'leaves mid-request'), so these clients wait.
+  // The refusal and the failed connect come after an asynchronous check, so these clients keep
+  // their side open until the reply arrives.
   it('logs a refused destination once', async () => {
     const start = lines.length;
     const bytes = [...GREETING, ...domainRequest('bucket.s3.amazonaws.com', 443)];
