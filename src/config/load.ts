@@ -5,6 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { z } from 'zod';
+import { formatHostPort } from '../net/address.js';
 import { quote } from '../policy/schema.js';
 import {
   formatPolicyError,
@@ -14,7 +15,7 @@ import {
 } from '../policy/yaml-source.js';
 import { type PseudonymKeyFile, readPseudonymKeyFile } from './key-file.js';
 import { configSchema, type HostPort, type ListenerConfig, listenerSchema } from './schema.js';
-import { formatHostPort, type OwnAddress, unreachableUpstreamProblem } from './upstream-check.js';
+import { type OwnAddress, unreachableUpstreamProblem } from './upstream-check.js';
 
 /** Largest configuration file read, in bytes. */
 export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
@@ -219,7 +220,7 @@ export function loadConfigText(text: string, fileName: string, baseDir: string):
     if (problem !== null) {
       source.report(
         ['listeners', index, 'upstream'],
-        `relay ${quote(relay.name)} upstream ${formatHostPort(relay.upstream)} ${problem}, so the gateway would refuse every connection through this relay`,
+        `relay ${quote(relay.name)} upstream ${formatHostPort(relay.upstream.host, relay.upstream.port)} ${problem}, so the gateway would refuse every connection through this relay`,
       );
     }
   }

@@ -3,9 +3,10 @@
 // addresses. A relay whose upstream is such an IP literal could never carry a connection, so
 // the configuration check rejects it. A name is resolved per connection and stays a runtime check.
 
-import { isIP, SocketAddress } from 'node:net';
+import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { isLoopbackHost } from '../admin/loopback.js';
+import { canonicalAddress, formatHostPort } from '../net/address.js';
 import { CidrSet } from '../policy/cidr.js';
 import type { HostPort } from './schema.js';
 
@@ -52,7 +53,7 @@ export function unreachableUpstreamProblem(
   for (const { address: own, owner } of options.own) {
     if (own.port !== upstream.port) continue;
     if (reachesOwnAddress(address, own.host, local)) {
-      return `is the gateway's own address (${owner} listens on ${formatHostPort(own)})`;
+      return `is the gateway's own address (${owner} listens on ${formatHostPort(own.host, own.port)})`;
     }
   }
   return null;
@@ -77,25 +78,10 @@ function matchingCidr(address: string, cidrs: readonly string[]): string | null 
   return null;
 }
 
-/**
- * Writes an IPv6 address in its shortest form and an IPv4-mapped IPv6 address as the IPv4
- * address it reaches, so that different spellings of one address compare equal.
- */
-function canonicalAddress(address: string): string {
-  if (isIP(address) !== 6) return address;
-  const canonical = new SocketAddress({ address, family: 'ipv6' }).address;
-  const mapped = canonical.startsWith('::ffff:') ? canonical.slice(7) : '';
-  return isIP(mapped) === 4 ? mapped : canonical;
-}
-
 function interfaceAddresses(): Set<string> {
   const addresses = new Set<string>();
   for (const list of Object.values(networkInterfaces())) {
     for (const entry of list ?? []) addresses.add(canonicalAddress(entry.address));
   }
   return addresses;
-}
-
-export function formatHostPort({ host, port }: HostPort): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }

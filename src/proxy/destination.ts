@@ -4,11 +4,12 @@
 // DNS answer that changes between check and connect cannot redirect the connection.
 
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { isIP, SocketAddress } from 'node:net';
+import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { HostPort } from '../config/schema.js';
 import type { Verdict } from '../engine/front-end.js';
 import type { Endpoint, Millis } from '../engine/types.js';
+import { canonicalAddress } from '../net/address.js';
 import type { CidrSet } from '../policy/cidr.js';
 import { hostEntryProblem, normalizeHostName } from '../policy/hosts.js';
 import type { FlowFacts } from '../policy/model.js';
@@ -191,18 +192,6 @@ function policyRefusal(verdict: Verdict): Refusal {
 }
 
 const UNSPECIFIED_ADDRESSES = new Set(['0.0.0.0', '::']);
-
-/**
- * Returns one spelling per address, so string comparisons with the gateway's own addresses
- * hold: IPv6 in its shortest form (RFC 5952, as inet_ntop writes it), and an IPv4-mapped
- * IPv6 address (::ffff:7f00:1, 0:0:0:0:0:ffff:127.0.0.1) as the IPv4 address it reaches.
- */
-export function canonicalAddress(address: string): string {
-  if (isIP(address) !== 6) return address;
-  const canonical = new SocketAddress({ address, family: 'ipv6' }).address;
-  if (canonical.startsWith('::ffff:') && isIP(canonical.slice(7)) === 4) return canonical.slice(7);
-  return canonical;
-}
 
 export function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');

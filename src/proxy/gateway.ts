@@ -11,6 +11,7 @@ import { Engine, type EventSinkLike, type PseudonymizerLike } from '../engine/en
 import type { EngineFlow } from '../engine/flow.js';
 import type { FlowOpenOptions } from '../engine/front-end.js';
 import type { Endpoint, Millis } from '../engine/types.js';
+import { formatHostPort } from '../net/address.js';
 import { CidrSet } from '../policy/cidr.js';
 import type { Policy } from '../policy/model.js';
 import { PROTOCOLS } from '../protocols/registry.js';
@@ -20,7 +21,6 @@ import {
   type Refusal,
   systemLookup,
 } from './destination.js';
-import { formatHostPort } from './host-port-text.js';
 import { startHttpProxy } from './http-proxy.js';
 import { startRelay } from './relay.js';
 import { startSocks5 } from './socks5.js';

@@ -14,9 +14,9 @@ import {
 import { isIP, type Socket } from 'node:net';
 import type { Listener } from '../config/load.js';
 import { parseHostPort } from '../config/schema.js';
+import { formatHostPort } from '../net/address.js';
 import type { Refusal } from './destination.js';
 import { clientEndpoint, type ProxyContext } from './gateway.js';
-import { formatHostPort } from './host-port-text.js';
 import { raiseMallocTrimThreshold } from './malloc-trim.js';
 import { Splice } from './splice.js';
 import { EgressThrottle } from './throttle.js';

@@ -5,10 +5,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Listener } from '../config/load.js';
 import type { EngineFlow } from '../engine/flow.js';
 import type { Verdict } from '../engine/front-end.js';
+import { formatHostPort } from '../net/address.js';
 import { associateRejectFor, associateRejectTransientPdu } from './dicom-pdu.js';
 import { clientEndpoint, type ProxyContext } from './gateway.js';
 import { endGracefully } from './graceful-close.js';
-import { formatHostPort } from './host-port-text.js';
 import { Splice } from './splice.js';
 
 type RelayListener = Extract<Listener, { type: 'relay' }>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatHostPort } from '../../../src/proxy/host-port-text.js';
+import { canonicalAddress, formatHostPort } from '../../../src/net/address.js';
 
 describe('formatHostPort', () => {
   const cases: Array<[string, number, string]> = [
@@ -23,5 +23,18 @@ describe('formatHostPort', () => {
     const text = formatHostPort('::ffff:7f00:1', 1080);
     expect(text.slice(text.lastIndexOf(':') + 1)).toBe('1080');
     expect(new URL(`http://${text}/`).port).toBe('1080');
+  });
+});
+
+describe('canonicalAddress', () => {
+  it.each([
+    ['::ffff:7f00:1', '127.0.0.1'],
+    ['::FFFF:192.0.2.1', '192.0.2.1'],
+    ['0:0:0:0:0:0:0:1', '::1'],
+    ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'],
+    ['192.0.2.1', '192.0.2.1'],
+    ['files.example.org', 'files.example.org'],
+  ])('writes %s as %s', (input, expected) => {
+    expect(canonicalAddress(input)).toBe(expected);
   });
 });
