@@ -5,8 +5,7 @@
 
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { isLoopbackHost } from '../admin/loopback.js';
-import { canonicalAddress, formatHostPort } from '../net/address.js';
+import { canonicalAddress, formatHostPort, reachesOwnAddress } from '../net/address.js';
 import { CidrSet } from '../policy/cidr.js';
 import type { HostPort } from './schema.js';
 
@@ -57,18 +56,6 @@ export function unreachableUpstreamProblem(
     }
   }
   return null;
-}
-
-/**
- * Returns true when a connection to `address` would reach a socket bound to `ownHost` on the
- * same port, as the inline destination check decides it. That is an exact match, or a loopback
- * or local interface address when the socket is bound to a wildcard, a loopback address or a name.
- */
-function reachesOwnAddress(address: string, ownHost: string, local: ReadonlySet<string>): boolean {
-  const own = isIP(ownHost) === 0 ? ownHost : canonicalAddress(ownHost);
-  if (own === address) return true;
-  const broad = own === '0.0.0.0' || own === '::' || isLoopbackHost(own) || isIP(own) === 0;
-  return broad && (isLoopbackHost(address) || local.has(address));
 }
 
 function matchingCidr(address: string, cidrs: readonly string[]): string | null {

@@ -2,6 +2,7 @@
 // inline destination checks and log lines.
 
 import { isIP, isIPv6, SocketAddress } from 'node:net';
+import { isLoopbackHost } from '../admin/loopback.js';
 
 /**
  * Returns one spelling per address, so that string comparisons hold: IPv6 in its shortest form
@@ -21,4 +22,20 @@ export function canonicalAddress(address: string): string {
  */
 export function formatHostPort(host: string, port: number): string {
   return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Returns true when a connection to `address` (canonical, see canonicalAddress) would reach a
+ * socket bound to `ownHost` on the same port. That is an exact match, or a loopback or `local`
+ * interface address when the socket is bound to a wildcard, a loopback address or a name.
+ */
+export function reachesOwnAddress(
+  address: string,
+  ownHost: string,
+  local: ReadonlySet<string>,
+): boolean {
+  const own = isIP(ownHost) === 0 ? ownHost : canonicalAddress(ownHost);
+  if (own === address) return true;
+  const broad = own === '0.0.0.0' || own === '::' || isLoopbackHost(own) || isIP(own) === 0;
+  return broad && (isLoopbackHost(address) || local.has(address));
 }

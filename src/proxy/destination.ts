@@ -9,7 +9,7 @@ import { networkInterfaces } from 'node:os';
 import type { HostPort } from '../config/schema.js';
 import type { Verdict } from '../engine/front-end.js';
 import type { Endpoint, Millis } from '../engine/types.js';
-import { canonicalAddress } from '../net/address.js';
+import { canonicalAddress, reachesOwnAddress } from '../net/address.js';
 import type { CidrSet } from '../policy/cidr.js';
 import { hostEntryProblem, normalizeHostName } from '../policy/hosts.js';
 import type { FlowFacts } from '../policy/model.js';
@@ -64,7 +64,7 @@ export class DestinationGuard {
   constructor(private readonly options: DestinationGuardOptions) {
     this.localAddresses = new Set(['0.0.0.0', '::']);
     for (const list of Object.values(networkInterfaces())) {
-      for (const entry of list ?? []) this.localAddresses.add(entry.address);
+      for (const entry of list ?? []) this.localAddresses.add(canonicalAddress(entry.address));
     }
   }
 
@@ -154,20 +154,9 @@ export class DestinationGuard {
   }
 
   private isOwnAddress(address: string, port: number): boolean {
-    for (const own of this.options.ownAddresses) {
-      if (own.port !== port) continue;
-      if (own.host === address) return true;
-      const wildcard = own.host === '0.0.0.0' || own.host === '::';
-      if (
-        (wildcard || isLoopback(own.host)) &&
-        (isLoopback(address) || this.localAddresses.has(address))
-      ) {
-        return true;
-      }
-      if (isIP(own.host) === 0 && (isLoopback(address) || this.localAddresses.has(address)))
-        return true;
-    }
-    return false;
+    return this.options.ownAddresses.some(
+      (own) => own.port === port && reachesOwnAddress(address, own.host, this.localAddresses),
+    );
   }
 
   private facts(request: DestinationRequest, address: string, name: string | undefined): FlowFacts {
@@ -192,7 +181,3 @@ function policyRefusal(verdict: Verdict): Refusal {
 }
 
 const UNSPECIFIED_ADDRESSES = new Set(['0.0.0.0', '::']);
-
-export function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
-}
