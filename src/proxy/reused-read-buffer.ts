@@ -42,7 +42,7 @@ export function pooledReadBuffers(): number {
 
 /** The part of net.Socket's private state the move relies on (Node 20). */
 interface SocketInternals {
-  _handle: object | null;
+  _handle: object | null | undefined;
 }
 
 /**
@@ -50,8 +50,11 @@ interface SocketInternals {
  * unread data buffered and no write in flight that the old Socket object would have to complete.
  */
 export function canMoveToReusedReadBuffer(socket: Socket): boolean {
+  // A Node version without `_handle` gives undefined here, and keeps Node's own read buffers.
+  const handle = (socket as unknown as SocketInternals)._handle;
   return (
-    (socket as unknown as SocketInternals)._handle !== null &&
+    typeof handle === 'object' &&
+    handle !== null &&
     !socket.destroyed &&
     !socket.connecting &&
     socket.readableLength === 0 &&

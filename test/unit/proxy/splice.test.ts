@@ -258,6 +258,20 @@ describe('canMoveToReusedReadBuffer', () => {
     expect(canMoveToReusedReadBuffer(socket)).toBe(false);
   });
 
+  it('refuses a socket without a handle property', async () => {
+    const accepted = new Promise<Socket>((resolve) => {
+      const server = createServer({ pauseOnConnect: true }, resolve);
+      void listen(server).then((port) => connect({ host: '127.0.0.1', port }));
+    });
+    const socket = await accepted;
+    const handle = (socket as unknown as { _handle: unknown })._handle;
+    (socket as unknown as { _handle: unknown })._handle = undefined;
+
+    expect(canMoveToReusedReadBuffer(socket)).toBe(false);
+    (socket as unknown as { _handle: unknown })._handle = handle;
+    socket.destroy();
+  });
+
   it('refuses a socket with unread data buffered', async () => {
     const accepted = new Promise<Socket>((resolve) => {
       const server = createServer((socket) => {
