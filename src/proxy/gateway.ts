@@ -401,6 +401,7 @@ export function networksOverlap(a: CidrSet, b: CidrSet): boolean {
   );
 }
 
-function isPowerOfTwo(n: number): boolean {
+/** True for 1, 2, 4, 8 ...: repeated warnings are logged at those counts only. */
+export function isPowerOfTwo(n: number): boolean {
   return (n & (n - 1)) === 0;
 }

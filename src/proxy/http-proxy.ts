@@ -16,7 +16,7 @@ import type { Listener } from '../config/load.js';
 import { parseHostPort } from '../config/schema.js';
 import { formatHostPort } from '../net/address.js';
 import type { Refusal } from './destination.js';
-import { clientEndpoint, type ProxyContext } from './gateway.js';
+import { clientEndpoint, isPowerOfTwo, type ProxyContext } from './gateway.js';
 import { raiseMallocTrimThreshold } from './malloc-trim.js';
 import { Splice } from './splice.js';
 import { EgressThrottle } from './throttle.js';
@@ -115,10 +115,6 @@ function clientErrorStatus(code: string | undefined): string {
   // The head is larger than Node's --max-http-header-size (16 KiB by default).
   if (code === 'HPE_HEADER_OVERFLOW') return '431 Request Header Fields Too Large';
   return '400 Bad Request';
-}
-
-function isPowerOfTwo(n: number): boolean {
-  return (n & (n - 1)) === 0;
 }
 
 /** A quarter of the header timeout, from 100 ms to 1 s: late by at most that much. */
