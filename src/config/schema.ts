@@ -40,7 +40,12 @@ export function parseHostPort(value: unknown): HostPort | string {
   const plain = /^([^:[\]\s]+):(\d{1,5})$/.exec(value);
   const match = bracketed ?? plain;
   if (!match) return expected;
-  const host = match[1]!;
+  // An address written as an absolute name ("127.0.0.1.") is that address.
+  const written = match[1]!;
+  const host =
+    !bracketed && written.endsWith('.') && isIP(written.slice(0, -1)) === 4
+      ? written.slice(0, -1)
+      : written;
   const port = Number(match[2]);
   if (port < 1 || port > 65535) return `port ${port} in ${quote(value)} is outside 1-65535`;
   if (bracketed && isIP(host) !== 6) return `invalid IPv6 address ${quote(host)}`;

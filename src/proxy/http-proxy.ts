@@ -219,11 +219,11 @@ async function forward(
   try {
     url = new URL(req.url ?? '');
   } catch {
-    plainResponse(
-      res,
-      400,
-      'tollgate: this is a proxy; send absolute-form requests (http://host/path)\n',
-    );
+    // A target with a scheme was meant as absolute-form but is not a valid URL.
+    const body = /^[a-z][a-z0-9+.-]*:\/\//i.test(req.url ?? '')
+      ? 'tollgate: invalid request URL; expected http://host[:port]/path with a port of 1-65535\n'
+      : 'tollgate: this is a proxy; send absolute-form requests (http://host/path)\n';
+    plainResponse(res, 400, body);
     return;
   }
   if (url.protocol !== 'http:') {

@@ -186,6 +186,18 @@ limits: { drain_timeout: 2s }
     expect(echoHosts.slice(before)).toEqual([`127.0.0.3:${ports.echo}`]);
   });
 
+  it('names an invalid absolute-form URL', async () => {
+    for (const target of ['http://[::1%25lo]:80/', 'http://127.0.0.3:112575/']) {
+      const response = await exchange(
+        ports.proxy,
+        `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+      );
+      const text = response.toString('latin1');
+      expect(text.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+      expect(text).toContain('tollgate: invalid request URL');
+    }
+  });
+
   it('rejects HTTP/1.1 without Host with a reason', async () => {
     const start = lines.length;
     const response = await exchange(

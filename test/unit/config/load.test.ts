@@ -174,6 +174,7 @@ describe('parseHostPort', () => {
     ['127.0.0.1:80', { host: '127.0.0.1', port: 80 }],
     ['[2001:db8::1]:443', { host: '2001:db8::1', port: 443 }],
     ['pacs.example.org:104', { host: 'pacs.example.org', port: 104 }],
+    ['127.0.0.1.:80', { host: '127.0.0.1', port: 80 }],
   ])('parses %s', (text, expected) => {
     expect(parseHostPort(text)).toEqual(expected);
   });
