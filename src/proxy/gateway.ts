@@ -281,14 +281,7 @@ export class Gateway implements ProxyContext {
   recordRefusal(target: RefusedTarget | EngineFlow, refusal: Refusal, answer: string): void {
     this.stats.refusedDestinations++;
     const ts = this.now();
-    let flow: EngineFlow;
-    if ('id' in target) {
-      flow = target;
-    } else {
-      const { remoteName, ...options } = target;
-      flow = this.engine.openFlow({ ...options, ts });
-      if (remoteName !== undefined) flow.observe({ kind: 'remote-name', ...remoteName }, ts);
-    }
+    const flow = 'id' in target ? target : this.openTargetFlow(target, ts);
     this.engine.emitEnforcement(flow, ts, 'connection-blocked', {
       rule: { id: refusal.ruleId, name: refusal.ruleName },
       tollgate: {
@@ -310,16 +303,22 @@ export class Gateway implements ProxyContext {
 
   recordUnreachable(target: RefusedTarget): void {
     const ts = this.now();
+    this.openTargetFlow(target, ts).end(ts, 'unreachable');
+  }
+
+  /** Opens the flow of a connection that never reached its upstream, named as the client named it. */
+  private openTargetFlow(target: RefusedTarget, ts: Millis): EngineFlow {
     const { remoteName, ...options } = target;
     const flow = this.engine.openFlow({ ...options, ts });
     if (remoteName !== undefined) flow.observe({ kind: 'remote-name', ...remoteName }, ts);
-    flow.end(ts, 'unreachable');
+    return flow;
   }
 
   /**
    * Writes a connection-blocked event for a client outside the source networks, at most once
-   * per client address per REFUSED_CLIENT_EVENT_MS, so a scan cannot flood the SIEM. The
-   * count of all refusals is in the stats and the admin API's metrics.
+   * per client address per REFUSED_CLIENT_EVENT_MS, so a scan cannot flood the SIEM. The limit
+   * holds for the 10,000 most recent addresses: a scan from more addresses within that time
+   * can repeat events. Every refusal is counted in the stats and the admin API's metrics.
    */
   private recordRefusedClient(socket: Socket, client: Endpoint): void {
     if (this.recentlyRefusedClients.has(client.ip)) return;
