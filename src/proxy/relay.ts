@@ -105,9 +105,9 @@ async function relayConnection(
 }
 
 /**
- * Closes a refused client and returns the enforcement answer for the event. A DICOM requester
- * gets an A-ASSOCIATE-RJ, so it reports a rejected association rather than a closed connection.
- * It reads the RJ after sending its A-ASSOCIATE-RQ, even when the RJ arrived first.
+ * Closes a refused client and returns the event's `tollgate.enforcement.answer`. A DICOM
+ * requester gets an A-ASSOCIATE-RJ, so it reports a rejected association rather than a closed
+ * connection. It reads the RJ after sending its A-ASSOCIATE-RQ, even when the RJ arrived first.
  */
 function refuseClient(client: Socket, listener: RelayListener, verdict?: Verdict): string {
   if (listener.protocol === 'dicom') {

@@ -1,18 +1,18 @@
-// Moves a relayed TCP socket onto one read buffer that it keeps for its whole life, instead of
-// a fresh 64 KiB buffer for every read. Node counts each fresh read buffer as V8 external
+// Moves a relayed TCP socket onto one read buffer that it keeps until it closes (the buffer then
+// goes to a pool), instead of a fresh 64 KiB buffer for every read. Node counts each fresh read buffer as V8 external
 // memory until a garbage collection frees it. At 1 GB/s that is 64 MiB in about 60 ms. V8
 // responds to that external memory pressure with a full (mark-compact) collection every 30 to
 // 50 ms, which cost the gateway a third of its CPU (Node 20; see docs/benchmarks.md).
 //
 // Node reads into a caller's buffer only with the `onread` socket option, and only for sockets
 // it constructs, not for the ones net.Server accepts. So the socket's libuv handle moves to a
-// new net.Socket made with `onread`; the old Socket object stays behind without a handle and is
-// destroyed when the new one closes, so the 'close' listeners on it (and net.Server's
-// connection count) still run once the connection is really over.
+// new net.Socket made with `onread`. The old Socket object stays behind without a handle and is
+// destroyed when the new one closes. Its 'close' listeners, and net.Server's connection count,
+// therefore still run once the connection is really over.
 //
 // The buffer is overwritten by the socket's next read. The caller must not keep a view of a
-// chunk after its callback returns unless it pauses the socket until it has let go of the view;
-// that includes a write to another socket that did not complete at once (see `Splice.forward`).
+// chunk after its callback returns unless it pauses the socket until it has let go of the view.
+// A write to another socket that did not complete at once is such a view (see `Splice.forward`).
 
 import { Socket } from 'node:net';
 

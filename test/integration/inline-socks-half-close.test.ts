@@ -1,6 +1,6 @@
 // A SOCKS5 client that sends its greeting, its request, its data and a FIN in one go, as
-// `nc -N` does, and then waits for the answer: the tunnel opens, the data and the FIN reach the
-// target, and the target's answer comes back.
+// `nc -N` does, and then waits for the response: the tunnel opens, the data and the FIN reach
+// the target, and the target's response comes back.
 
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,7 +22,7 @@ describe('SOCKS5 client that half-closes at once', () => {
   beforeAll(async () => {
     ports.socks = await freePort();
     ports.target = await freePort('127.0.0.2');
-    // The target answers once it has the whole request, which its FIN marks.
+    // The target responds once it has the whole request, which its FIN marks.
     target = createServer({ allowHalfOpen: true }, (socket) => {
       const received: Buffer[] = [];
       socket.on('data', (chunk: Buffer) => received.push(chunk));
